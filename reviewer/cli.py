@@ -1,0 +1,159 @@
+"""Command line: ``reviewer`` alone opens the GUI; subcommands run headless.
+
+Heavy modules are imported inside the command that needs them so ``reviewer --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from reviewer.errors import ReviewerError
+from reviewer.jobs import Cancelled
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="compute device: cpu, cuda, cuda:N or mps (default: CUDA, else MPS, else CPU)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reviewer",
+        description="Review what deep-learning models miss. Without a command, opens the GUI.",
+    )
+    _add_device(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("gui", help="open the GUI (optionally with files or folders)")
+    p.add_argument("paths", nargs="*", help="files or folders to open")
+
+    p = sub.add_parser("info", help="print the series found under a path and their geometry")
+    p.add_argument("paths", nargs="+", help="DICOM folder or file(s), NIfTI, MHD, NRRD or fastMRI HDF5")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser("convert", help="write one volume with its geometry to NIfTI, MHD/RAW or NRRD")
+    p.add_argument("input", help="DICOM folder/file, NIfTI, MHD, NRRD or fastMRI HDF5")
+    p.add_argument("output", help="OUT.nii.gz, OUT.nii, OUT.mhd or OUT.nrrd")
+    p.add_argument("--series", help="SeriesInstanceUID to convert when the input holds several series")
+
+    p = sub.add_parser("demo", help="generate the demo CT and MRI data (deterministic) and open them")
+    p.add_argument("--screenshot", metavar="PNG", help="render the demo window to a PNG and exit")
+    p.add_argument("--no-gui", action="store_true", help="only generate the data and print where it is")
+    p.add_argument("--out", metavar="DIR", help="where to write the demo data (default: the user cache)")
+    p.add_argument("--force", action="store_true", help="regenerate even when the cached data is current")
+
+    p = sub.add_parser("bench", help="benchmarks that print ratios against a baseline measured in the same run")
+    bsub = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    b = bsub.add_parser("view", help="ms per slice step for two linked 512x512 panes, rendered offscreen")
+    b.add_argument("--steps", type=int, default=200)
+    b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    b = bsub.add_parser("io", help="our DICOM loader vs SimpleITK on a 300-slice 512x512 CT series")
+    b.add_argument("--slices", type=int, default=300)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.device:
+        from reviewer.device import set_device_override
+
+        set_device_override(args.device)
+    try:
+        return _dispatch(args)
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except ReviewerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd in (None, "gui"):
+        from reviewer.gui.app import run_app
+
+        return run_app(paths=list(getattr(args, "paths", []) or []))
+    if cmd == "info":
+        return _cmd_info(args)
+    if cmd == "convert":
+        return _cmd_convert(args)
+    if cmd == "demo":
+        return _cmd_demo(args)
+    if cmd == "bench":
+        return _cmd_bench(args)
+    raise AssertionError(cmd)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from reviewer.io.catalog import format_catalog, scan_paths
+    from reviewer.jobs import run_with_progress_bar
+
+    catalog = run_with_progress_bar(scan_paths, args.paths, label="scanning")
+    if args.json:
+        print(json.dumps(catalog.to_json(), indent=2))
+    else:
+        print(format_catalog(catalog))
+    for problem in catalog.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not catalog.series:
+        print(f"error: no images found in {', '.join(args.paths)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from reviewer.io.loader import load_volume
+    from reviewer.io.writer import write_volume
+    from reviewer.jobs import run_with_progress_bar
+
+    volume = run_with_progress_bar(load_volume, args.input, series_uid=args.series, label="loading")
+    for w in volume.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    out = write_volume(volume, args.output)
+    g = volume.geometry
+    print(f"wrote {out}: {g.size_ijk[0]}x{g.size_ijk[1]}x{g.size_ijk[2]} voxels, "
+          f"spacing {', '.join(f'{s:.4g}' for s in g.spacing)} mm, {g.nearest_orientation_code()}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from reviewer.demo import generate_demo
+    from reviewer.jobs import run_with_progress_bar
+
+    out = Path(args.out) if args.out else None
+    demo = run_with_progress_bar(generate_demo, out, force=args.force, label="demo data")
+    if args.no_gui:
+        for key, path in demo.as_dict().items():
+            print(f"{key}: {path}")
+        return 0
+    from reviewer.gui.app import run_app
+
+    return run_app(demo=demo, screenshot=args.screenshot)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "view":
+        from reviewer.gui.bench_view import run_view_bench
+
+        result = run_view_bench(steps=args.steps)
+    else:
+        from reviewer.io.bench_io import run_io_bench
+
+        result = run_io_bench(n_slices=args.slices, repeats=args.repeats)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
