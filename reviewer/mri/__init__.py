@@ -1,0 +1,1 @@
+"""MRI reconstruction core with fastMRI's conventions (masks, centred FFTs, transforms, U-Net, metrics)."""
