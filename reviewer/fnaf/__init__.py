@@ -1,0 +1,1 @@
+"""False-negative adversarial features (FNAFs): shapes, the attack forward model, losses and checks."""
