@@ -1,0 +1,1 @@
+"""Qt-free viewer model: evented state, orientation handling, window presets and overlays."""
