@@ -97,3 +97,35 @@ def test_batched_scoring_equals_one_at_a_time():
     for a, b in zip(batched, single):
         assert a.loss == pytest.approx(b.loss, rel=1e-4)
         assert a.ip == pytest.approx(b.ip, rel=1e-4)
+
+
+def test_search_attacks_find_ip_valid_features_and_pgd_improves_loss():
+    from reviewer.fnaf.search import SearchSettings, finite_difference_search, pgd_attack, random_search, search
+
+    img = _image(seed=2)
+    cols = np.zeros(64, np.float32)
+    cols[::3] = 1
+    cols[28:36] = 1
+
+    class Half(Blur):
+        """Loses half of any small detail: output = (input + blur) / 2."""
+
+        def forward(self, x):
+            return 0.5 * (x + super().forward(x))
+
+    model = Half()
+    s = SearchSettings(tries=24, n_steps=10, pgd_steps=5, fd_iterations=3)
+    rs = random_search(model, img, cols, s, np.random.default_rng(0), top=3)
+    assert rs and all(c.ip_ok for c in rs)
+    assert [c.loss for c in rs] == sorted([c.loss for c in rs], reverse=True)
+    r0, r1, c0, c1 = (10, 54, 10, 54)
+    assert all(r0 <= c.feature.center[0] <= r1 and c0 <= c.feature.center[1] <= c1 for c in rs)
+    pgd = pgd_attack(model, img, cols, rs[-1].feature, s)
+    assert pgd.loss >= rs[-1].loss
+    assert pgd.values[~rs[-1].feature.support].max() == 0  # stays within the support
+    lo, hi = float(img.min()), float(img.max())
+    assert pgd.values.max() <= hi + 1e-6 and pgd.values[pgd.feature.support].min() >= lo - 1e-6
+    fd = finite_difference_search(model, img, cols, rs[-1].feature, s)
+    assert fd.loss >= rs[-1].loss
+    best = search(model, img, cols, "pgd", s, np.random.default_rng(0), top=2)
+    assert best[0].loss >= rs[0].loss - 1e-9
