@@ -45,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where to write the demo data (default: the user cache)")
     p.add_argument("--force", action="store_true", help="regenerate even when the cached data is current")
 
+    p = sub.add_parser("recon", help="reconstruct an under-sampled MRI with a U-Net (fastMRI-style output)")
+    p.add_argument("input", help="fastMRI single-coil .h5, or a magnitude image (DICOM/NIfTI/...: simulated k-space)")
+    p.add_argument("--model", required=True, help="model name (see resources/models) or a model card .json")
+    p.add_argument("--mask", choices=("random", "equispaced"), default="random")
+    p.add_argument("--acceleration", type=int, default=4)
+    p.add_argument("--center-fraction", type=float, help="default: 0.08 at 4x, 0.04 at 8x")
+    p.add_argument("--seed", type=int, help="mask seed (default: fastMRI's validation seed from the file name)")
+    p.add_argument("--output", required=True, help="OUT.h5 with a 'reconstruction' dataset (slices, 320, 320)")
+    p.add_argument("--metrics", action="store_true", help="print NMSE/PSNR/SSIM against the reference")
+    p.add_argument("--batch-size", type=int, default=4)
+
     p = sub.add_parser("bench", help="benchmarks that print ratios against a baseline measured in the same run")
     bsub = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
     b = bsub.add_parser("view", help="ms per slice step for two linked 512x512 panes, rendered offscreen")
@@ -89,6 +100,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_convert(args)
     if cmd == "demo":
         return _cmd_demo(args)
+    if cmd == "recon":
+        return _cmd_recon(args)
     if cmd == "bench":
         return _cmd_bench(args)
     raise AssertionError(cmd)
@@ -139,6 +152,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from reviewer.gui.app import run_app
 
     return run_app(demo=demo, screenshot=args.screenshot)
+
+
+def _cmd_recon(args: argparse.Namespace) -> int:
+    from reviewer.device import describe_device, get_device
+    from reviewer.jobs import run_with_progress_bar
+    from reviewer.mri import metrics
+    from reviewer.mri.masks import STANDARD_CENTER_FRACTIONS, validation_seed
+    from reviewer.mri.recon import make_mask, read_recon_input, reconstruct, write_reconstruction
+    from reviewer.models.cards import build_model, find_card
+
+    card = find_card(args.model, task="mri-reconstruction")
+    model = build_model(card, get_device())
+    data = read_recon_input(args.input)
+    cf = args.center_fraction or STANDARD_CENTER_FRACTIONS.get(args.acceleration)
+    if cf is None:
+        print("error: give --center-fraction for this acceleration", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else validation_seed(Path(args.input).name)
+    mask = make_mask(args.mask, args.acceleration, cf, data.kspace.shape[-1], seed=seed)
+    print(f"{card.name} on {describe_device()}: {data.kspace.shape[0]} slices, {data.label}, {args.mask} mask "
+          f"{args.acceleration}x (centre {cf}), effective {mask.effective_acceleration:.2f}x", file=sys.stderr)
+    result = run_with_progress_bar(reconstruct, model, data.kspace, mask, batch_size=args.batch_size,
+                                   label="reconstructing")
+    attrs = {"model": card.name, "acceleration": args.acceleration, "center_fraction": cf, "mask": args.mask,
+             "kspace": data.label, "source": str(args.input)}
+    out = write_reconstruction(args.output, result.output, attrs)
+    print(f"wrote {out} ({', '.join(f'{k} {v:.2f}' for k, v in result.timings.items())})")
+    if args.metrics:
+        if data.reference is None:
+            print("no reference reconstruction in the input: metrics unavailable", file=sys.stderr)
+        else:
+            for name, arr in (("zero-filled", result.zero_filled), (card.name, result.output)):
+                m = metrics.all_metrics(data.reference, arr)
+                print(f"{name:>24}: NMSE {m['nmse']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

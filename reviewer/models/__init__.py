@@ -1,0 +1,1 @@
+"""Model cards and the registry of architectures they can name."""
