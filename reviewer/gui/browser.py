@@ -8,7 +8,7 @@ kind and say why they cannot be opened.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
@@ -114,20 +114,23 @@ class StudyBrowser(QWidget):
         lay.addWidget(self.summary)
 
     # -- scanning ---------------------------------------------------------------------------------------------
-    def scan(self, paths: Iterable[str | os.PathLike]):
-        """Scan files/folders as a job; the result is added to the tree. Returns the job handle."""
+    def scan(self, paths: Iterable[str | os.PathLike], on_done: Callable[[Any], None] | None = None):
+        """Scan files/folders as a job; the result is added to the tree. Returns the job handle.
+
+        ``on_done(catalog)`` runs afterwards on the GUI thread, with None when the scan failed or was cancelled.
+        """
         from reviewer.io.catalog import scan_paths
 
         paths = [os.fspath(p) for p in paths]
         where = paths[0] if len(paths) == 1 else f"{len(paths)} paths"
         return self._runner.submit(
             scan_paths, paths, label=f"Scanning {os.path.basename(where.rstrip(os.sep)) or where}",
-            on_result=lambda cat: self._scanned(paths, cat),
-            on_error=lambda exc: self._scan_failed(paths, exc),
-            on_cancelled=lambda: self._scan_failed(paths, None),
+            on_result=lambda cat: self._scanned(paths, cat, on_done),
+            on_error=lambda exc: self._scan_failed(paths, exc, on_done),
+            on_cancelled=lambda: self._scan_failed(paths, None, on_done),
         )
 
-    def _scanned(self, paths: list[str], catalog: Any) -> None:
+    def _scanned(self, paths: list[str], catalog: Any, on_done: Callable[[Any], None] | None) -> None:
         self.add_catalog(catalog)
         problems = list(catalog.problems)
         for p in problems[:8]:
@@ -137,13 +140,18 @@ class StudyBrowser(QWidget):
         if not catalog.series:
             self._notifier.warning(f"No images found in {', '.join(paths)}")
         self.scanFinished.emit(catalog)
+        if on_done is not None:
+            on_done(catalog)
 
-    def _scan_failed(self, paths: list[str], exc: BaseException | None) -> None:
+    def _scan_failed(self, paths: list[str], exc: BaseException | None,
+                     on_done: Callable[[Any], None] | None) -> None:
         if exc is None:
             self._notifier.info(f"Scan of {', '.join(paths)} cancelled")
         else:
             self._notifier.exception(exc)
         self.scanFinished.emit(None)
+        if on_done is not None:
+            on_done(None)
 
     # -- model ------------------------------------------------------------------------------------------------
     def clear(self) -> None:

@@ -35,7 +35,7 @@ from reviewer.errors import ReviewerError
 log = logging.getLogger("reviewer.gui")
 
 LEVELS = ("info", "warning", "error")
-_COLORS = {"info": "#2d6cdf", "warning": "#c98a00", "error": "#c62828"}
+_COLORS = {"info": "#2d6cdf", "warning": "#c98a00", "error": "#e53935"}
 _TIMEOUT_MS = {"info": 5_000, "warning": 12_000, "error": 20_000}
 
 
@@ -235,7 +235,8 @@ class LogDock(QDockWidget):
     def add(self, notice: Notice) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(notice.time))
         item = QListWidgetItem(f"{stamp}  {notice.level.upper():8s} {notice.message}")
-        item.setForeground(QColor(_COLORS[notice.level]) if notice.level != "info" else QColor("#dddddd"))
+        if notice.level != "info":
+            item.setForeground(QColor(_COLORS[notice.level]))
         if notice.detail:
             item.setToolTip(notice.detail[-4000:])
         self.list.addItem(item)
