@@ -56,6 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", action="store_true", help="print NMSE/PSNR/SSIM against the reference")
     p.add_argument("--batch-size", type=int, default=4)
 
+    p = sub.add_parser("train", help="train models (reconstruction U-Nets; FNAF-robust with --fnaf-robust)")
+    tsub = p.add_subparsers(dest="train", metavar="WHAT", required=True)
+    t = tsub.add_parser("recon", help="train a fastMRI U-Net on single-coil .h5 files")
+    t.add_argument("--data", required=True, help="folder of fastMRI single-coil .h5 files (or one file)")
+    t.add_argument("--out", required=True, help="output folder: checkpoints (safetensors), config, model card")
+    t.add_argument("--name", default="unet", help="model name written in the card")
+    t.add_argument("--fnaf-robust", action="store_true", help="add the FNAF min-max step (REFERENCES section 2)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=4)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--chans", type=int, default=32)
+    t.add_argument("--pools", type=int, default=4)
+    t.add_argument("--mask", choices=("random", "equispaced"), default="random")
+    t.add_argument("--acceleration", type=int, nargs="+", default=[4])
+    t.add_argument("--center-fraction", type=float, nargs="+", default=[0.08])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    t.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even when a checkpoint exists")
+
     p = sub.add_parser("bench", help="benchmarks that print ratios against a baseline measured in the same run")
     bsub = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
     b = bsub.add_parser("view", help="ms per slice step for two linked 512x512 panes, rendered offscreen")
@@ -71,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.device:
         from reviewer.device import set_device_override
 
@@ -102,6 +123,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_demo(args)
     if cmd == "recon":
         return _cmd_recon(args)
+    if cmd == "train":
+        return _cmd_train(args)
     if cmd == "bench":
         return _cmd_bench(args)
     raise AssertionError(cmd)
@@ -186,6 +209,22 @@ def _cmd_recon(args: argparse.Namespace) -> int:
             for name, arr in (("zero-filled", result.zero_filled), (card.name, result.output)):
                 m = metrics.all_metrics(data.reference, arr)
                 print(f"{name:>24}: NMSE {m['nmse']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from reviewer.jobs import run_with_progress_bar
+    from reviewer.training.recon_train import ReconTrainConfig, command_line, train_recon, write_card
+
+    cfg = ReconTrainConfig(
+        data=args.data, out=args.out, name=args.name, fnaf_robust=args.fnaf_robust, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, chans=args.chans, num_pool_layers=args.pools, mask=args.mask,
+        accelerations=args.acceleration, center_fractions=args.center_fraction, seed=args.seed,
+        amp=not args.no_amp, max_steps=args.max_steps, command=command_line(args.argv),
+    )
+    summary = run_with_progress_bar(train_recon, cfg, resume=not args.no_resume, label="training")
+    card = write_card(cfg, Path(summary["weights"]), Path(args.out) / f"{args.name}.json", data_desc=str(args.data))
+    print(f"trained {summary['steps']} steps; weights {summary['weights']}; card {card}")
     return 0
 
 

@@ -25,8 +25,10 @@ EPS = 1e-11
 
 
 def zero_filled_batch(images: torch.Tensor, mask_cols: torch.Tensor) -> torch.Tensor:
-    """Real images (B, H, W) -> magnitude of the masked inverse FFT (B, H, W)."""
+    """Real images (B, H, W) -> magnitude of the masked inverse FFT (B, H, W); mask (W,) or per sample (B, W)."""
     k = fft2c_torch(images.to(torch.complex64))
+    if mask_cols.ndim == 2:
+        mask_cols = mask_cols[:, None, :]
     return ifft2c_torch(k * mask_cols.to(k.real.dtype)).abs()
 
 

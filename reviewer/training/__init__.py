@@ -1,0 +1,1 @@
+"""Training commands for the demo and user models (reconstruction; later detection)."""
