@@ -157,7 +157,7 @@ def test_filter_and_sort(qtbot, browser, study):
 def test_corrupt_and_empty_give_notices(qtbot, browser, tmp_path):
     folder = write_study(tmp_path / "mixed")
     good = sorted(folder.glob("s01_*.dcm"))[0].read_bytes()
-    (folder / "broken.dcm").write_bytes(good[:300])  # DICOM preamble and magic, then truncated
+    (folder / "broken.dcm").write_bytes(good[:1000])  # header complete, pixel data truncated
     catalog = _scan(qtbot, browser, folder)
     assert catalog is not None and len([s for s in catalog.series if s.kind == "image"]) == 2
     assert any("broken.dcm" in m for m in browser.notifier.messages())

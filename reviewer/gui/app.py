@@ -177,7 +177,7 @@ def run_app(paths: Iterable[str | os.PathLike] = (), demo: Any = None, screensho
     previous_hook = _install_excepthook(window.notifier)
     shot = _Screenshot(app, window, screenshot, wait_demo=demo is not None) if screenshot else None
     window.show()
-    window.viewer.setFocus()
+    window.focus_viewer()
     try:
         code = app.exec()
     finally:

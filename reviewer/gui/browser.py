@@ -137,7 +137,7 @@ class StudyBrowser(QWidget):
             self._notifier.warning(p)
         if len(problems) > 8:
             self._notifier.warning(f"{len(problems) - 8} more files could not be read (see the Messages dock)")
-        if not catalog.series:
+        if not catalog.series and not problems:
             self._notifier.warning(f"No images found in {', '.join(paths)}")
         self.scanFinished.emit(catalog)
         if on_done is not None:

@@ -43,8 +43,7 @@ OPEN_FILTER = ("Images (*.dcm *.DCM *.ima *.IMA *.nii *.nii.gz *.mhd *.mha *.nrr
                "All files (*)")
 
 MOUSE_AND_KEYS = (
-    ("Mouse wheel, Up / Down", "previous / next slice"),
-    ("Page Up / Page Down", "10 slices back / forward"),
+    ("Mouse wheel, Up / Down, Page Up / Page Down", "next / previous slice"),
     ("Home / End", "first / last slice"),
     ("Left drag", "window width (left-right) and level (up-down)"),
     ("Right drag", "zoom"),
@@ -53,6 +52,7 @@ MOUSE_AND_KEYS = (
     ("1 - 5", "window presets (CT: lung, mediastinum, soft tissue, bone, brain)"),
     ("I", "invert grey scale"),
     ("R or Space", "reset zoom, pan and window"),
+    ("A / C / S", "axial / coronal / sagittal (single and compare layouts)"),
     ("Ctrl+1 / Ctrl+2 / Ctrl+3", "single / MPR / compare layout"),
     ("Ctrl+O / Ctrl+Shift+O", "open folder / open files (or drop them on the window)"),
     ("Double-click in the study browser", "open a series"),
@@ -178,6 +178,14 @@ class MainWindow(QMainWindow):
             act = self._action(lm, text, None, sc, checkable=True)
             self.layout_group.addAction(act)
             self.layout_actions[key] = act
+        om = v.addMenu("&Orientation")
+        self.orientation_group = QActionGroup(self)
+        self.orientation_actions: dict[str, QAction] = {}
+        for key, sc in (("axial", "A"), ("coronal", "C"), ("sagittal", "S")):
+            act = self._action(om, key.capitalize(), None, sc, f"Show {key} slices (single and compare layouts)",
+                               checkable=True)
+            self.orientation_group.addAction(act)
+            self.orientation_actions[key] = act
         self.preset_menu = v.addMenu("&Window presets")
         self.preset_actions: list[QAction] = []
         self._build_preset_menu(None)
@@ -252,6 +260,12 @@ class MainWindow(QMainWindow):
                 act, s, "layout", signal="toggled", setter="setChecked",
                 from_state=lambda st, k=key: st.layout == k,
                 to_state=lambda st, on, k=key: self._set_layout(k) if on and st.layout != k else None,
+            ))
+        for key, act in self.orientation_actions.items():
+            self._bindings.append(bind(
+                act, s, "orientation", signal="toggled", setter="setChecked",
+                from_state=lambda st, k=key: st.orientation == k,
+                to_state=lambda st, on, k=key: st.set_orientation(k) if on else None,
             ))
         self._bindings.append(bind(
             self.act_invert, s, "inverted", signal="toggled", setter="setChecked",
@@ -337,8 +351,13 @@ class MainWindow(QMainWindow):
                 self.notifier.warning(f"{name}: {w}")
             if after is not None:
                 after(volume)
-            self.viewer.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.focus_viewer()
             self.seriesLoaded.emit(volume)
+
+    def focus_viewer(self) -> None:
+        """Give the keyboard to the first image pane (slice keys need a pane; 1-5 / I / R work anywhere)."""
+        views = getattr(self.viewer, "views", None) or []
+        (views[0] if views else self.viewer).setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- demo --------------------------------------------------------------------------------------------------
     def open_demo_job(self) -> None:
@@ -451,6 +470,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.runner.shutdown(5000)
+        close_views = getattr(self.viewer, "close_views", None)
+        if close_views is not None:
+            close_views()
         for b in self._bindings + self._overlay_bindings:
             b.disconnect()
         try:
