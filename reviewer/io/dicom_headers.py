@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydicom
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
@@ -125,15 +127,52 @@ class FileHeader:
         return self.n_frames > 1 or ENHANCED_HINT in self.sop_class_name
 
 
+def _str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
 def _int(value: Any) -> int | None:
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0] if value else None
     try:
-        return None if value is None or value == "" else int(value)
+        return None if value is None or value == "" else int(float(value))
     except (TypeError, ValueError):
         return None
 
 
+_STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "SH", "TM", "UI"}
+_TAGS = {kw: tag_for_keyword(kw) for kw in HEADER_TAGS}
+
+
+def _fast_getter(ds: pydicom.Dataset):
+    """``ds.get`` that decodes raw ASCII/US values itself: pydicom's generic conversion dominates scan time."""
+    raw_dict = ds._dict
+
+    def get(keyword: str, default: Any = None) -> Any:
+        tag = _TAGS.get(keyword)
+        elem = raw_dict.get(tag) if tag is not None else None
+        if elem is None:
+            return ds.get(keyword, default) if tag is None else default
+        if isinstance(elem, RawDataElement) and elem.VR is not None and elem.value is not None:
+            vr, val = elem.VR, elem.value
+            if vr in _STRING_VRS:
+                text = val.decode("latin-1").strip(" \x00")
+                if text == "":
+                    return default
+                return text.split("\\") if "\\" in text else text
+            if vr == "US" and len(val) == 2:
+                return struct.unpack("<H" if elem.is_little_endian else ">H", val)[0]
+        return ds.get(keyword, default)
+
+    return get
+
+
 def header_from_dataset(ds: pydicom.Dataset, path: str) -> FileHeader:
-    g = ds.get
+    g = _fast_getter(ds)
     window = None
     wc, ww = _first_float(g("WindowCenter")), _first_float(g("WindowWidth"))
     if wc is not None and ww is not None and ww > 0:
@@ -176,8 +215,7 @@ def header_from_dataset(ds: pydicom.Dataset, path: str) -> FileHeader:
         bits_stored=_int(g("BitsStored")) or _int(g("BitsAllocated")) or 16,
         pixel_representation=_int(g("PixelRepresentation")) or 0,
         samples_per_pixel=_int(g("SamplesPerPixel")) or 1,
-        image_type=[str(v) for v in (g("ImageType") or [])] if not isinstance(g("ImageType"), str)
-        else [g("ImageType")],
+        image_type=_str_list(g("ImageType")),
         kvp=_first_float(g("KVP")),
         convolution_kernel=_str(kernel),
         manufacturer=_str(g("Manufacturer")),
