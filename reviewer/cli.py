@@ -56,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", action="store_true", help="print NMSE/PSNR/SSIM against the reference")
     p.add_argument("--batch-size", type=int, default=4)
 
+    p = sub.add_parser("fnaf", help="false-negative adversarial features: evaluate models headless")
+    fsub = p.add_subparsers(dest="fnaf", metavar="WHAT", required=True)
+    f = fsub.add_parser("eval", help="attack models over a dataset; the paper's tables, CSV, JSON, heat map")
+    f.add_argument("--data", help="folder of fastMRI single-coil .h5 files, or one file")
+    f.add_argument("--model", action="append", default=[], help="model name or card (repeat for several)")
+    f.add_argument("--demo", action="store_true", help="the held-out demo MRI with the demo standard and robust models")
+    f.add_argument("--acceleration", type=int, default=4)
+    f.add_argument("--center-fraction", type=float, help="default: 0.08 at 4x, 0.04 at 8x")
+    f.add_argument("--mask", choices=("random", "equispaced"), default="random")
+    f.add_argument("--attack", choices=("rs", "fd", "pgd"), default="rs")
+    f.add_argument("--tries", type=int, default=11, help="random candidates per slice (paper: 11)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--slices", choices=("all", "middle"), default="all", help="attack all slices or the middle half")
+    f.add_argument("--out", required=True, help="output folder (CSV, JSON, heat map PNG)")
+    f.add_argument("--json", metavar="PATH", help="also write {'models': {NAME: {...}}} here")
+
     p = sub.add_parser("train", help="train models (reconstruction U-Nets; FNAF-robust with --fnaf-robust)")
     tsub = p.add_subparsers(dest="train", metavar="WHAT", required=True)
     t = tsub.add_parser("recon", help="train a fastMRI U-Net on single-coil .h5 files")
@@ -123,6 +139,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_demo(args)
     if cmd == "recon":
         return _cmd_recon(args)
+    if cmd == "fnaf":
+        return _cmd_fnaf(args)
     if cmd == "train":
         return _cmd_train(args)
     if cmd == "bench":
@@ -209,6 +227,39 @@ def _cmd_recon(args: argparse.Namespace) -> int:
             for name, arr in (("zero-filled", result.zero_filled), (card.name, result.output)):
                 m = metrics.all_metrics(data.reference, arr)
                 print(f"{name:>24}: NMSE {m['nmse']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
+    return 0
+
+
+def _cmd_fnaf(args: argparse.Namespace) -> int:
+    from reviewer.device import get_device
+    from reviewer.fnaf.evaluate import evaluate_fnaf, format_report, write_outputs
+    from reviewer.jobs import run_with_progress_bar
+    from reviewer.models.cards import build_model, find_card
+    from reviewer.mri.masks import STANDARD_CENTER_FRACTIONS
+    from reviewer.training.recon_data import find_h5
+
+    names, data = list(args.model), args.data
+    if args.demo:
+        from reviewer.demo.mri_dataset import demo_mri_split
+
+        data = data or str(demo_mri_split("test"))
+        names = names or ["demo-unet-standard", "demo-unet-robust"]
+    if not data or not names:
+        print("error: give --data and --model (or --demo)", file=sys.stderr)
+        return 2
+    cf = args.center_fraction or STANDARD_CENTER_FRACTIONS.get(args.acceleration, 0.08)
+    models = {}
+    for n in names:
+        card = find_card(n, task="mri-reconstruction")
+        models[card.name] = build_model(card, get_device())
+    report = run_with_progress_bar(evaluate_fnaf, models, find_h5(data), args.acceleration, cf, args.mask,
+                                   args.attack, args.tries, args.seed, args.slices, label="FNAF attack")
+    print(format_report(report))
+    written = write_outputs(report, Path(args.out))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2))
+        written.append(Path(args.json))
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

@@ -22,8 +22,8 @@ def _dataset(folder, n_files=2, slices=2):
         imgs = []
         for s in range(slices):
             cx, cy = rng.uniform(120, 200, 2)
-            img = ((xx - cx) ** 2 / 90 ** 2 + (yy - cy) ** 2 / 110 ** 2 < 1) * 1.0
-            img += ((xx - cx - 20) ** 2 + (yy - cy) ** 2 < 15 ** 2) * 0.5
+            img = ((xx - cx) ** 2 / 45 ** 2 + (yy - cy) ** 2 / 60 ** 2 < 1) * 1.0  # small object, dark background (knee-like)
+            img += ((xx - cx - 10) ** 2 + (yy - cy) ** 2 < 12 ** 2) * 0.5
             imgs.append(img.astype(np.float32))
         imgs = np.stack(imgs)
         with h5py.File(folder / f"train_{f}.h5", "w") as h:

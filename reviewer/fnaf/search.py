@@ -75,8 +75,12 @@ def _rank(cands: list[Candidate], top: int) -> list[Candidate]:
 
 
 def random_search(model, image: np.ndarray, mask_cols: np.ndarray, settings: SearchSettings | None = None,
-                  rng: np.random.Generator | None = None, top: int = 5, token: JobToken | None = None) -> list[Candidate]:
-    """Draw ``tries`` random walks in the region, score them in batches, return the worst IP-valid ones."""
+                  rng: np.random.Generator | None = None, top: int = 5, token: JobToken | None = None,
+                  stats: dict | None = None) -> list[Candidate]:
+    """Draw ``tries`` random walks in the region, score them in batches, return the worst IP-valid ones.
+
+    ``stats`` (optional) receives ``drawn`` and ``ip_ok`` counts for the IP acceptance rate.
+    """
     s = settings or SearchSettings()
     rng = rng or np.random.default_rng()
     (r0, r1, c0, c1), (lo, hi) = _settings_for(image, s)
@@ -87,6 +91,9 @@ def random_search(model, image: np.ndarray, mask_cols: np.ndarray, settings: Sea
         if token:
             token.progress(i, len(feats), "random search")
         cands += _candidates(image, feats[i:i + s.batch_size], model, mask_cols, s, "rs")
+    if stats is not None:
+        stats["drawn"] = stats.get("drawn", 0) + len(cands)
+        stats["ip_ok"] = stats.get("ip_ok", 0) + sum(c.ip_ok for c in cands)
     return _rank(cands, top)
 
 
@@ -161,12 +168,12 @@ def pgd_attack(model, image: np.ndarray, mask_cols: np.ndarray, start: Feature,
 
 def search(model, image: np.ndarray, mask_cols: np.ndarray, attack: str = "rs",
            settings: SearchSettings | None = None, rng: np.random.Generator | None = None, top: int = 5,
-           token: JobToken | None = None) -> list[Candidate]:
+           token: JobToken | None = None, stats: dict | None = None) -> list[Candidate]:
     """Find the worst features on one image: ``rs`` alone, or ``fd`` / ``pgd`` refining the best RS starts."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     s = settings or SearchSettings()
-    starts = random_search(model, image, mask_cols, s, rng, top=max(top, s.pgd_starts), token=token)
+    starts = random_search(model, image, mask_cols, s, rng, top=max(top, s.pgd_starts), token=token, stats=stats)
     if attack == "rs" or not starts:
         return starts[:top]
     refine: Callable[[Feature], Candidate]
