@@ -7,14 +7,15 @@ them (numpy views, never a copy of the volume) so that the screen follows the ra
 view       screen x (left->right)  screen y (top->down)   slice index increases to
 =========  =====================  =====================  ===========================
 axial      R -> L                 A -> P                 S (superior)
-coronal    R -> L                 S -> I                 P (posterior)
-sagittal   A -> P                 S -> I                 L (left)
+coronal    R -> L                 S -> I                 A (anterior)
+sagittal   A -> P                 S -> I                 R (right)
 =========  =====================  =====================  ===========================
 
 Screen coordinates ``(x, y)`` are continuous display pixel indices (pixel centres at integers, x = column,
 y = row of :func:`slice_image`), ``n`` is the slice index along the view normal. Oblique volumes are shown on
 their own voxel grid (the nearest patient axes); the edge labels then carry combined letters ("RA") computed
-from the actual direction cosines. All world <-> voxel conversion goes through :class:`reviewer.geometry.Geometry`.
+from the actual direction cosines. The slice index grows like 3D Slicer's slice offset (towards S, A, R).
+All world <-> voxel conversion goes through :class:`reviewer.geometry.Geometry`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ ORIENTATIONS = ("axial", "coronal", "sagittal")
 # (patient axis, sign) of screen x, screen y and the slice normal, in LPS (0 = x: R->L, 1 = y: A->P, 2 = z: I->S)
 _SCREEN_AXES = {
     "axial": ((0, +1), (1, +1), (2, +1)),
-    "coronal": ((0, +1), (2, -1), (1, +1)),
-    "sagittal": ((1, +1), (2, -1), (0, +1)),
+    "coronal": ((0, +1), (2, -1), (1, -1)),
+    "sagittal": ((1, +1), (2, -1), (0, -1)),
 }
 
 
