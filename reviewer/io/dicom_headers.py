@@ -271,11 +271,15 @@ def read_header(path: str | os.PathLike, full: bool = False) -> tuple[FileHeader
             ts = _str(ds.file_meta.get("TransferSyntaxUID")) if getattr(ds, "file_meta", None) else ""
             offset, length = _locate_pixel_data(fp, ts)
             size = os.fstat(fp.fileno()).st_size
+            at_eof = fp.tell() >= size
     except InvalidDicomError:
         raise InputError(p, "not a DICOM file (no 'DICM' marker and no readable DICOM header)") from None
     except (EOFError, struct.error, ValueError, OSError, KeyError, TypeError, AttributeError, NotImplementedError) as exc:
         raise InputError(p, f"damaged or truncated DICOM file ({type(exc).__name__}: {exc})") from None
     header = header_from_dataset(ds, p)
+    meta_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "")) if getattr(ds, "file_meta", None) else ""
+    if len(ds) == 0 or (at_eof and offset is None and not header.rows and "Image" in UID(meta_class).name):
+        raise InputError(p, "truncated DICOM file: the header ends before the image attributes and pixel data")
     if header.kind == "image":
         expected = header.rows * header.columns * header.samples_per_pixel * header.n_frames * \
             (header.bits_allocated // 8 if header.bits_allocated >= 8 else 1)

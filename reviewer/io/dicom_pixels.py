@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pydicom
 
 from reviewer.errors import InputError
 from reviewer.io.slices import SliceRef
@@ -53,7 +54,11 @@ def decode_slice(s: SliceRef) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
     try:
-        arr = pixel_array(s.path, index=s.frame) if s.frame is not None else pixel_array(s.path)
+        try:
+            arr = pixel_array(s.path, index=s.frame) if s.frame is not None else pixel_array(s.path)
+        except AttributeError:  # deflated files: pydicom needs the whole dataset inflated first
+            ds = pydicom.dcmread(s.path)
+            arr = pixel_array(ds, index=s.frame) if s.frame is not None else ds.pixel_array
     except Exception as exc:  # pydicom raises many types for damaged or unsupported data
         raise InputError(s.label(), f"cannot decode pixel data ({type(exc).__name__}: {exc})") from None
     if arr.ndim == (4 if s.header.samples_per_pixel > 1 else 3):
