@@ -69,6 +69,7 @@ class ViewerWidget(QWidget):
             v = SliceView(self.state, name, orientation, self, show_title=show_titles or len(self.state.panes) > 1)
             v.readout.connect(self.readout)
             self._grid.addWidget(v, r, c)
+            v.show()
             self.views.append(v)
         self._shown = key
         if had_focus and self.views:
