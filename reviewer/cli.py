@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--slices", type=int, default=300)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    b = bsub.add_parser("recon", help="U-Net slices/s and batched vs single FNAF candidate evaluation")
+    b.add_argument("--chans", type=int, default=32)
+    b.add_argument("--candidates", type=int, default=32)
+    b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser
 
 
@@ -284,6 +288,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from reviewer.gui.bench_view import run_view_bench
 
         result = run_view_bench(steps=args.steps)
+    elif args.bench == "recon":
+        from reviewer.mri.bench_recon import run_recon_bench
+
+        result = run_recon_bench(chans=args.chans, candidates=args.candidates, batch_size=args.candidates)
     else:
         from reviewer.io.bench_io import run_io_bench
 
