@@ -21,11 +21,10 @@ def ct():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
+def demo():
     seen = []
     t0 = time.perf_counter()
-    data = generate_demo(out, token=JobToken(lambda p: seen.append(p)))
+    data = generate_demo(token=JobToken(lambda p: seen.append(p), min_interval_s=0.0))  # default: the cache dir
     dt = time.perf_counter() - t0
     print(f"\ngenerate_demo took {dt:.2f} s")
     return data, dt, seen
@@ -118,14 +117,14 @@ def test_mri_slices_and_kspace():
     assert np.allclose(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)), imgs, atol=1e-7)
 
 
-def test_demo_files(demo):
+def test_demo_files(demo, ct):
     data, dt, seen = demo
     import SimpleITK as sitk
     import h5py
 
     assert seen and seen[-1].done == seen[-1].total
     # CT .mhd round trip
-    vol, nodules = chest_ct.make_chest_ct(0)
+    vol, nodules = ct
     img = sitk.ReadImage(str(data.ct_path))
     assert np.allclose(img.GetOrigin(), vol.origin) and np.allclose(img.GetSpacing(), vol.spacing)
     assert np.allclose(np.reshape(img.GetDirection(), (3, 3)), vol.direction)
@@ -189,8 +188,7 @@ def test_demo_cached_and_deterministic(demo, tmp_path):
     print(f"generate_demo: {dt:.2f} s")
 
 
-def test_demo_default_dir_is_cache():
+def test_demo_default_dir_is_cache(demo):
     from reviewer.resources import cache_dir
 
-    d = generate_demo()
-    assert str(d.ct_path).startswith(str(cache_dir()))
+    assert str(demo[0].ct_path).startswith(str(cache_dir()))

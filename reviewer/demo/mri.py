@@ -107,12 +107,12 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
     pr, pc = fov[0] / rows, fov[1] / cols
     w = 0.5 * (pr + pc)
     s = p["scale"]
-    vv = ((np.arange(rows) - (rows - 1) / 2) * pr)[:, None]
-    uu = ((np.arange(cols) - (cols - 1) / 2) * pc)[None, :]
+    vv = ((np.arange(rows) - (rows - 1) / 2) * pr)[:, None].astype(np.float32)
+    uu = ((np.arange(cols) - (cols - 1) / 2) * pc)[None, :].astype(np.float32)
     # patient coordinates: u left-right, v superior(+)-inferior(-); small in-plane tilt
     ct, st = math.cos(p["tilt"]), math.sin(p["tilt"])
-    u = ((uu - p["u0"]) * ct - (-vv - p["v0"]) * st) / s
-    v = ((uu - p["u0"]) * st + (-vv - p["v0"]) * ct) / s
+    u = (((uu - p["u0"]) * ct - (-vv - p["v0"]) * st) / s).astype(np.float32)
+    v = (((uu - p["u0"]) * st + (-vv - p["v0"]) * ct) / s).astype(np.float32)
     img = np.zeros(shape, np.float32)
 
     def paint(d, val, wd=w):
@@ -132,15 +132,16 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
     paint(leg + 1.5, 0.95 + 0.04 * tex_fine)  # subcutaneous fat
     # muscles: thigh (vastus) above, gastrocnemius heads below, stronger in posterior slices
     musc_w = hw - p["fat"]
-    muscle_top = np.maximum(np.abs(u) - musc_w, 45.0 - v)
-    muscle_bot = np.maximum(np.abs(u) - musc_w, v + 40.0 + 25.0 * (t > 0) * t)
-    if t < 0.3:
-        muscle_mid = np.maximum(np.abs(np.abs(u) - 0.62 * musc_w) - 0.38 * musc_w * (0.3 - t), np.abs(v + 5) - 55)
-        muscle_bot = np.minimum(muscle_bot, muscle_mid)
-    mus = np.minimum(muscle_top, muscle_bot)
-    paint(mus, 0.36 + 0.05 * tex_musc)
-    # fat planes between muscle bellies
-    paint(np.abs(u - 0.35 * musc_w * np.sign(u)) - 0.8 + 0 * v + np.maximum(0, 50 - np.abs(v)), 0.9)
+    mw = musc_w - 2.0
+    lat_w = 0.45 * mw * (1.0 - 0.5 * np.clip(t, 0, 1))
+    bellies = [
+        _ellipse(u - 0.55 * mw, v - 125.0, lat_w, 95.0),  # vastus lateralis
+        _ellipse(u + 0.55 * mw, v - 120.0, lat_w * 0.95, 85.0),  # vastus medialis
+        _ellipse(u - 0.5 * mw, v + 120.0 - 30.0 * min(t, 0), lat_w, 80.0),  # gastrocnemius heads
+        _ellipse(u + 0.5 * mw, v + 125.0 - 30.0 * min(t, 0), lat_w, 85.0),
+    ]
+    for b in bellies:
+        paint(np.maximum(b, np.abs(u) - musc_w), 0.36 + 0.05 * tex_musc)
 
     # femur: shaft flaring into two condyles, notch between them (deeper posteriorly)
     sep, cr = p["condyle_sep"], p["condyle_r"]
@@ -158,13 +159,13 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
     pl = p["plateau"] * (1 - 0.1 * lat)
     tflare = p["shaft_t"] + (pl - p["shaft_t"]) * np.clip(1 + (v - tp + 8) / 50.0, 0, 1) ** 1.4
     tibia = np.maximum(np.abs(u) - tflare, v - tp)
-    tibia = np.maximum(tibia, -(-(v - tp) - 6.0) - 6.0 - 1e9 * 0)  # keep
     spines = np.maximum(np.abs(np.abs(u) - 4.5) - 3.0, v - (tp + 4.0 - 0.3 * np.abs(np.abs(u) - 4.5)))
     if abs(t) < 0.6:
         tibia = np.minimum(tibia, spines)
     # fibular head, lateral (patient left = image right here), posterior slices
-    fib = _ellipse(u - (pl - 4), v - (tp - 22), 9.0, 11.0) if t < 0.1 else np.full_like(img, 1e3)
-    fib = _smin(fib, np.maximum(np.abs(u - (pl - 2)) - 6.5, v - (tp - 25)), 3.0) if t < 0.1 else fib
+    fu, fv = pl + 3.0, tp - 34.0
+    fib = _ellipse(u - fu, v - fv, 9.0, 10.0) if t < 0.1 else np.full_like(img, 1e3)
+    fib = _smin(fib, np.maximum(np.abs(u - fu - 1.0) - 6.0, v - fv), 3.0) if t < 0.1 else fib
 
     # cartilage (under the bone so bone paints over it), fluid line in the joint
     cart = p["cart"]
@@ -182,9 +183,9 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
     # menisci: dark wedges at both joint margins, longer towards the centre in posterior slices
     for side in (-1, 1):
         outer = pl + 1.0
-        inner = outer - (11.0 + 6.0 * np.clip(-t, 0, 1)) * (0.5 if t > 0.6 else 1.0)
-        base_v = tp + cart + 0.4
-        h = 6.5
+        inner = outer - (14.0 + 7.0 * np.clip(-t, 0, 1)) * (0.5 if t > 0.6 else 1.0)
+        base_v = tp + 0.2
+        h = 7.5
         uu_ = side * u
         frac = np.clip((uu_ - inner) / (outer - inner), 0, 1)
         top = base_v + h * frac
