@@ -19,7 +19,7 @@ from reviewer.geometry import Volume  # noqa: E402
 from reviewer.gui.app import create_main_window, get_app, run_app  # noqa: E402
 from reviewer.gui.main_window import MOUSE_AND_KEYS, load_nodules  # noqa: E402
 
-from test_gui_browser import write_study  # noqa: E402
+from tests.test_gui_browser import write_study  # noqa: E402
 
 
 @pytest.fixture

@@ -116,10 +116,10 @@ def test_tree_groups_patient_study_series_and_greys_sr(qtbot, browser, study):
     assert levels == ["patient", "study", "series", "series", "series"]
     assert "Test Patient" in rows[0][1][0] and "P001" in rows[0][1][0]
     assert rows[1][1][1] == "2024-01-02"
-    series = {r[0]: r for _, r in rows[2:]}
-    lung = next(r for name, r in series.items() if "Lung 1mm" in name)
-    assert lung[2] == "CT" and lung[4] == "4" and lung[5] == "32x24x4"
-    sr = next(r for name, r in series.items() if r[2] == "SR")
+    series = [r for _, r in rows[2:]]
+    lung = next(r for r in series if r[3] == "Lung 1mm")
+    assert lung[0] == "Series 1" and lung[2] == "CT" and lung[4] == "4" and lung[5] == "32x24x4"
+    sr = next(r for r in series if r[2] == "SR")
     assert "structured report" in sr[3] and "not an image" in sr[3]
     # the SR row is greyed
     idx = browser.index_of(next(i.uid for i in browser.series.values() if i.modality == "SR"))
@@ -145,8 +145,8 @@ def test_double_click_opens_images_and_explains_non_images(qtbot, browser, study
 def test_filter_and_sort(qtbot, browser, study):
     _scan(qtbot, browser, study)
     browser.filter_edit.setText("soft")
-    names = [r[0] for lvl, r in browser.rows() if lvl == "series"]
-    assert len(names) == 1 and "Soft tissue" in names[0]
+    names = [r[3] for lvl, r in browser.rows() if lvl == "series"]
+    assert names == ["Soft tissue"]
     assert [lvl for lvl, _ in browser.rows()][:2] == ["patient", "study"]  # parents stay visible
     browser.filter_edit.clear()
     browser.tree.sortByColumn(4, Qt.SortOrder.DescendingOrder)

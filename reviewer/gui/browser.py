@@ -18,6 +18,7 @@ from reviewer.gui.jobs_qt import JobRunner
 from reviewer.gui.notifications import Notifier
 
 COLUMNS = ("Patient / study / series", "Date", "Modality", "Description", "Images", "Dimensions")
+MAX_WIDTHS = (170, 76, 58, 130, 48, 84)  # px; long UIDs / descriptions are elided, full text in the tooltip
 INFO_ROLE = Qt.ItemDataRole.UserRole + 1  # the SeriesInfo of a series row (column 0)
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2  # numeric-aware sort key
 LEVEL_ROLE = Qt.ItemDataRole.UserRole + 3  # 'patient' | 'study' | 'series'
@@ -98,6 +99,7 @@ class StudyBrowser(QWidget):
         self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.tree.setExpandsOnDoubleClick(True)
@@ -197,8 +199,10 @@ class StudyBrowser(QWidget):
                 p_row[0].appendRow(s_row)
             root.appendRow(p_row)
         self.tree.expandAll()
-        for c in range(len(COLUMNS)):
+        for c, limit in enumerate(MAX_WIDTHS):
             self.tree.resizeColumnToContents(c)
+            if self.tree.columnWidth(c) > limit:
+                self.tree.setColumnWidth(c, limit)
         n_img = sum(1 for i in self.series.values() if i.kind == "image")
         n_other = len(self.series) - n_img
         if self.series:
@@ -210,13 +214,15 @@ class StudyBrowser(QWidget):
             self.summary.setText("No studies. File > Open Folder…, or drop files here.")
 
     def _series_row(self, info: Any) -> list[QStandardItem]:
-        number = "" if info.series_number is None else f"#{info.series_number} "
-        name = f"{number}{info.series_description or info.modality or info.format}".strip()
+        if info.series_number is not None:
+            name = f"Series {info.series_number}"
+        else:
+            name = (info.format or "file").upper() if info.format != "fastmri" else "fastMRI"
         files = info.files or []
         tip = f"{info.format}, {len(files)} file(s)\n{files[0] if files else ''}"
         if info.warnings:
             tip += "\n" + "\n".join(info.warnings)
-        desc = info.series_description or ""
+        desc = info.series_description or (os.path.basename(files[0]) if files else "")
         non_image = info.kind != "image"
         if non_image:
             desc = f"{desc} — {non_image_kind(info)}, not an image" if desc else f"{non_image_kind(info)}, not an image"

@@ -66,12 +66,16 @@ def describe_device_job(token=None) -> str:
     return describe_device()
 
 
-def series_name(info: Any) -> str:
+def series_name(info: Any, max_len: int = 40) -> str:
+    """Short name of a series for panes, the title and notices (long file names / UIDs are middle-elided)."""
     desc = (getattr(info, "series_description", "") or "").strip()
-    if desc:
-        return desc
-    files = getattr(info, "files", None) or []
-    return os.path.basename(files[0]) if files else str(getattr(info, "uid", "series"))
+    if not desc:
+        files = getattr(info, "files", None) or []
+        desc = os.path.basename(files[0]) if files else str(getattr(info, "uid", "series"))
+    if len(desc) > max_len:
+        half = (max_len - 1) // 2
+        desc = f"{desc[:half]}…{desc[-half:]}"
+    return desc
 
 
 class MainWindow(QMainWindow):
@@ -114,7 +118,6 @@ class MainWindow(QMainWindow):
         self.log_dock = LogDock(self.notifier, self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.log_dock)
         self.splitDockWidget(self.browser_dock, self.log_dock, Qt.Orientation.Vertical)
-        self.resizeDocks([self.browser_dock], [520], Qt.Orientation.Horizontal)
         self.resizeDocks([self.browser_dock, self.log_dock], [700, 160], Qt.Orientation.Vertical)
 
         # status bar: read-out | jobs | device
@@ -272,6 +275,12 @@ class MainWindow(QMainWindow):
             to_state=lambda st, on: st.set_inverted(bool(on)),
         ))
         s.events.overlays.connect(self._overlays_changed)
+        s.events.crosshair.connect(self._crosshair_moved)
+
+    def _crosshair_moved(self, world: Any) -> None:
+        """Until the mouse moves over an image, the read-out shows the value under the crosshair."""
+        if self.state.primary is not None:
+            self._show_readout("crosshair  " + self.state.readout(world))
 
     def _overlays_changed(self, *_: Any) -> None:
         names = [o.name for o in _overlays_of(self.state)]
@@ -344,15 +353,19 @@ class MainWindow(QMainWindow):
             self.state.set_primary(volume, name)
             self.current_series = info
             self._build_preset_menu(volume)
-            dims = format_dims(volume.geometry.size_ijk)
-            mod = volume.modality or info.modality or ""
-            self.setWindowTitle(f"{APP_TITLE} — {name} ({', '.join(x for x in (mod, dims) if x)})")
+            self._update_title(info, volume)
             for w in volume.warnings:
                 self.notifier.warning(f"{name}: {w}")
             if after is not None:
                 after(volume)
             self.focus_viewer()
             self.seriesLoaded.emit(volume)
+
+    def _update_title(self, info: Any, volume: Volume) -> None:
+        dims = format_dims(volume.geometry.size_ijk)
+        mod = volume.modality or getattr(info, "modality", "") or ""
+        name = series_name(info) if info is not None else volume.name
+        self.setWindowTitle(f"{APP_TITLE} — {name} ({', '.join(x for x in (mod, dims) if x)})")
 
     def focus_viewer(self) -> None:
         """Give the keyboard to the first image pane (slice keys need a pane; 1-5 / I / R work anywhere)."""
@@ -391,22 +404,32 @@ class MainWindow(QMainWindow):
 
     def _show_demo_ct(self, demo: Any, volume: Volume) -> None:
         from reviewer.view.overlays import SpheresOverlay
+        from reviewer.view.presets import is_ct
 
         ok = False
         try:
+            if not is_ct(volume):  # the demo CT is in HU, but MetaImage headers carry no modality
+                volume.modality, volume.unit = "CT", "HU"
+                self._build_preset_menu(volume)
+                self._update_title(self.current_series, volume)
             nodules = load_nodules(demo.ct_nodules_json)
             s = self.state
-            s.set_layout("mpr")
+            with s.batch():
+                s.set_layout("mpr")
+                if nodules:
+                    s.add_overlay(SpheresOverlay(
+                        centers=[n["center"] for n in nodules],
+                        radii_mm=[n["diameter_mm"] / 2.0 for n in nodules],
+                        labels=[f"{n['kind']} {n['diameter_mm']:.0f} mm" for n in nodules],
+                        name="ground truth nodules",
+                    ))
+                    largest = max(nodules, key=lambda n: n["diameter_mm"])
+                    s.set_crosshair(largest["center"])
+                s.apply_preset("lung")
             if nodules:
-                s.add_overlay(SpheresOverlay(
-                    centers=[n["center"] for n in nodules],
-                    radii_mm=[n["diameter_mm"] / 2.0 for n in nodules],
-                    labels=[f"{n['kind']} {n['diameter_mm']:.0f} mm" for n in nodules],
-                    name="ground truth nodules",
-                ))
-                largest = max(nodules, key=lambda n: n["diameter_mm"])
-                _set_crosshair(s, largest["center"])
-            s.apply_preset("lung")
+                self.notifier.info(
+                    f"Demo chest CT: {len(nodules)} ground-truth nodules (green circles); crosshair on the largest, "
+                    f"{largest['kind']} {largest['diameter_mm']:.0f} mm. Lung window (1).")
             ok = True
         finally:
             self.demoOpened.emit(ok)
@@ -448,6 +471,13 @@ class MainWindow(QMainWindow):
         return box
 
     # -- window events -----------------------------------------------------------------------------------------
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            self.resizeDocks([self.browser_dock], [560], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.browser_dock, self.log_dock], [760, 140], Qt.Orientation.Vertical)
+
     def sizeHint(self) -> QSize:
         return QSize(1600, 1000)
 
@@ -477,6 +507,7 @@ class MainWindow(QMainWindow):
             b.disconnect()
         try:
             self.state.events.overlays.disconnect(self._overlays_changed)
+            self.state.events.crosshair.disconnect(self._crosshair_moved)
         except Exception:  # noqa: BLE001
             pass
         if self._guide is not None:
