@@ -30,6 +30,16 @@ def window(qtbot):
     yield w
     w.close()
     assert not w.runner.active_jobs()
+    assert w.runner.wait(5000)  # no worker thread left running
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_windows(qapp):
+    before = {id(t) for t in qapp.topLevelWidgets() if t.isVisible()}
+    yield
+    leaked = [t for t in qapp.topLevelWidgets() if t.isVisible() and id(t) not in before
+              and t.objectName() == "reviewerMainWindow"]
+    assert not leaked, f"windows left open: {leaked}"
 
 
 def _open_study(qtbot, window, folder):

@@ -18,7 +18,7 @@ from reviewer.gui.jobs_qt import JobRunner
 from reviewer.gui.notifications import Notifier
 
 COLUMNS = ("Patient / study / series", "Date", "Modality", "Description", "Images", "Dimensions")
-MAX_WIDTHS = (170, 76, 58, 130, 48, 84)  # px; long UIDs / descriptions are elided, full text in the tooltip
+MAX_WIDTHS = (170, 76, 58, 120, 48, 96)  # px; long UIDs / descriptions are elided, full text in the tooltip
 INFO_ROLE = Qt.ItemDataRole.UserRole + 1  # the SeriesInfo of a series row (column 0)
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2  # numeric-aware sort key
 LEVEL_ROLE = Qt.ItemDataRole.UserRole + 3  # 'patient' | 'study' | 'series'
@@ -176,9 +176,8 @@ class StudyBrowser(QWidget):
         root = self.model.invisibleRootItem()
         n_studies = 0
         for (pname, pid), studies in patients.items():
-            label = pname.replace("^", " ").strip() or "(no name)"
-            if pid:
-                label += f"  [{pid}]"
+            name = pname.replace("^", " ").strip()
+            label = (f"{name}  [{pid}]" if name else pid) if pid else (name or "(no name)")
             p_row = [_item(label)] + [_item("") for _ in COLUMNS[1:]]
             p_row[0].setData("patient", LEVEL_ROLE)
             for study_uid, infos in studies.items():

@@ -169,7 +169,7 @@ def _escape(text: str) -> str:
 
 
 class ToastArea(QWidget):
-    """A stack of toasts in the bottom-right corner of its parent; transparent to the mouse where empty."""
+    """A stack of toasts in the bottom-left corner of its parent (over the Messages dock, not the images)."""
 
     MAX = 4
 
@@ -209,7 +209,7 @@ class ToastArea(QWidget):
         self.adjustSize()
         h = min(self.sizeHint().height(), max(60, parent.height() - 80))
         self.resize(self.width(), h)
-        self.move(parent.width() - self.width() - 16, parent.height() - h - 40)
+        self.move(12, parent.height() - h - 40)
         self.show()
         self.raise_()
 
