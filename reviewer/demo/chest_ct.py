@@ -72,7 +72,11 @@ class Nodule:
 # small geometric helpers (all distances in mm, negative inside)
 def _soft(d: np.ndarray, w: float) -> np.ndarray:
     """Partial-volume fraction of a surface at signed distance d (mm) for voxels of size w."""
-    return np.clip(0.5 - d / w, 0.0, 1.0).astype(np.float32, copy=False)
+    f = np.asarray(d, dtype=np.float32) * np.float32(-1.0 / w)
+    f += np.float32(0.5)
+    np.maximum(f, 0.0, out=f)
+    np.minimum(f, 1.0, out=f)
+    return f
 
 
 def _ellipse2(x, y, a, b):
@@ -88,10 +92,15 @@ def _ellipsoid(x, y, z, a, b, c):
     return (q - 1.0) / np.maximum(g / np.maximum(q, 1e-6), 1e-6)
 
 
-def _superellipse(x, y, a, b, p):
-    """Rough signed distance to |x/a|^p + |y/b|^p = 1 (scaled by the smaller semi-axis)."""
-    q = (np.abs(x / a) ** p + np.abs(y / b) ** p) ** (1.0 / p)
-    return (q - 1.0) * np.minimum(a, b)
+def _superellipse(x, y, a, b):
+    """Signed distance (first order near the surface, scaled by the smaller semi-axis) to the superellipse
+    |x/a|^2.5 + |y/b|^2.5 = 1, a rounded-rectangle body cross-section."""
+    u = np.abs(x / a)
+    v = np.abs(y / b)
+    s = u * u * np.sqrt(u) + v * v * np.sqrt(v)
+    s -= 1.0
+    s *= np.minimum(a, b) / 2.5
+    return s
 
 
 def _seg_dist(X, Y, Z, p0, p1):
@@ -374,10 +383,10 @@ def _build_anatomy(cv: _Canvas, rng: np.random.Generator, prog) -> None:
     y0 = -5.0
     fat_l, fat_ap = 14.0 + jit(5), 11.0 + jit(4)
     a_c, b_c, yc = a_b - (fat_l + 16.0), b_b - 31.0, y0 - 7.0
-    body = _superellipse(X, Y - y0, a_b, b_b, 2.4)
+    body = _superellipse(X, Y - y0, a_b, b_b)
     cv.paint(np.s_[:], _soft(body, w), HU_FAT)
     del body
-    muscle = _superellipse(X, Y - y0, a_b - fat_l, b_b - fat_ap, 2.3)
+    muscle = _superellipse(X, Y - y0, a_b - fat_l, b_b - fat_ap)
     cv.paint(np.s_[:], _soft(muscle, w), HU_MUSCLE)
     del muscle
     cav = _ellipse2(X, Y - yc, a_c, b_c)
@@ -417,42 +426,46 @@ def _build_anatomy(cv: _Canvas, rng: np.random.Generator, prog) -> None:
         d = np.maximum(d, (d_dia[sl] * -1.0) + 3.0)
         d = np.maximum(d, cav[sl] + 3.0)
         if extra == "gas":
-            zg = min(float(z_dia[sl].min(initial=0.0)), c[2] + 20.0)
             d = np.maximum(d, (c[2] + 18.0) - bZ)
-            del zg
         cv.paint(sl, _soft(d, w), hu)
 
+    # --- heart geometry (painted after the lungs' vessels and airways so that it carves them) --------------------
+    hc = np.array([22.0 + jit(5), -30.0 + jit(5), -62.0 + jit(6)])
+    hax = np.array([68.0, 52.0, 52.0]) * (1 + jit(0.06))
+    th = math.radians(-32.0 + jit(6))
+    ct_, st_ = math.cos(th), math.sin(th)
+
+    def heart_sdf(grow):
+        r = float(hax.max()) + grow + 3
+        sl, bX, bY, bZ, _ = cv.box(hc - r, hc + r)
+        px, py, pz = bX - hc[0], bY - hc[1], bZ - hc[2]
+        u, v = ct_ * px + st_ * py, -st_ * px + ct_ * py
+        return sl, _ellipsoid(u, v, pz, *(hax + grow))
+
+    def paint_heart():
+        for grow, hu in ((6.0, HU_MED_FAT + 10.0), (0.0, HU_BLOOD)):
+            sl, d = heart_sdf(grow)
+            if grow == 0.0:
+                d = np.maximum(d, d_dia[sl] * -1.0 + 1.0)  # sits on the diaphragm
+            cv.paint(sl, _soft(d, w), hu)
+
     # --- lungs -------------------------------------------------------------------------------------------------
-    env = _ellipsoid(ax - 72.0, Y - yc - 5.0, Z + 15.0, 92.0, 110.0, 148.0 + jit(6))
+    env = _ellipsoid(ax - 70.0, Y - yc - 8.0 - 0.1 * Z, Z + 45.0, 88.0, 112.0, 172.0 + jit(6))
     x_med = 9.0 + 14.0 * _smoothstep((Z - 20.0) / 40.0) + 8.0 * _smoothstep((Y - yc) / 60.0)
     d_lung = np.maximum(np.maximum(cav + 4.0, env), np.maximum(d_dia, x_med - ax))
     del env, x_med
     y_spine = float(yc + b_c.mean() - 14.0)
     d_spine = -(np.sqrt(X**2 + (Y - y_spine) ** 2) - 28.0)  # paravertebral margin
     np.maximum(d_lung, d_spine, out=d_lung)
+    sl_h, d_h = heart_sdf(6.0)
+    np.maximum(d_lung[sl_h], -d_h, out=d_lung[sl_h])
+    del d_h
     lung = _soft(d_lung, w)
     grad = (HU_LUNG - 22.0 + 45.0 * _smoothstep((Y - yc + 60.0) / 140.0)).astype(np.float32)
     cv.paint(np.s_[:], lung, grad)
     cv.lung = lung
     cv.d_lung = d_lung
     prog(2, "mediastinum")
-
-    # --- heart (with pericardial fat), great vessels, oesophagus -----------------------------------------------
-    hc = np.array([22.0 + jit(5), -30.0 + jit(5), -62.0 + jit(6)])
-    hax = np.array([68.0, 52.0, 52.0]) * (1 + jit(0.06))
-    th = math.radians(-32.0 + jit(6))
-    ct_, st_ = math.cos(th), math.sin(th)
-    for grow, hu in ((6.0, HU_MED_FAT + 10.0), (0.0, HU_BLOOD)):
-        r = float(hax.max()) + grow + 3
-        bx = cv.box(hc - r, hc + r)
-        sl, bX, bY, bZ, _ = bx
-        px, py, pz = bX - hc[0], bY - hc[1], bZ - hc[2]
-        u, v = ct_ * px + st_ * py, -st_ * px + ct_ * py
-        d = _ellipsoid(u, v, pz, *(hax + grow))
-        if grow == 0.0:
-            d = np.maximum(d, d_dia[sl] * -1.0 + 1.0)  # sits on the diaphragm
-        cv.paint(sl, _soft(d, w), hu)
-    cv.heart = (hc, hax, th)
 
     z_max = float(cv.axes[2][-1]) + 10
     z_min = float(cv.axes[2][0]) - 10
@@ -501,16 +514,19 @@ def _build_anatomy(cv: _Canvas, rng: np.random.Generator, prog) -> None:
                 wall = 0.25 * r + 0.5
                 cv.tube(p0, p1, r + wall, 0.92 * r + wall, "aw_wall", inner=("aw_lumen", wall))
         # pulmonary arteries from the hilum, veins from the left atrium
-        art = _space_filling_tree(hila[s], territory(s, 1200), 6.5, frac=0.45)
+        art = _space_filling_tree(hila[s], territory(s, 1500), 7.0, frac=0.45)
         _render_tree(cv, art, "vessel", big)
         la = hc + np.array([s * 28.0, 40.0, 25.0])
-        vein = _space_filling_tree(la, territory(s, 1000), 6.0, frac=0.45)
+        vein = _space_filling_tree(la, territory(s, 1300), 6.5, frac=0.45)
         _render_tree(cv, vein, "vessel", big)
         cv.tube(np.array([10.0, -40.0, -25.0]), hila[s], 13.0 if s > 0 else 11.0, 8.0, "vessel")  # pulmonary trunk
     prog(6, "vessel rendering")
     if "splat" in cv.acc:
         sp = cv.acc.pop("splat")
-        ndimage.gaussian_filter(sp, sigma=(0.45, 0.6, 0.6), output=sp, truncate=2.5)
+        nz_k = np.nonzero(sp.any(axis=(1, 2)))[0]
+        if len(nz_k):
+            ks = slice(max(0, nz_k[0] - 3), nz_k[-1] + 4)
+            ndimage.gaussian_filter(sp[ks], sigma=(0.45, 0.6, 0.6), output=sp[ks], truncate=2.5)
         np.minimum(sp, 1.0, out=sp)
         if "vessel" in cv.acc:
             lo, hi = cv.acc_box["vessel"]
@@ -524,6 +540,7 @@ def _build_anatomy(cv: _Canvas, rng: np.random.Generator, prog) -> None:
     cv.flush("vessel", HU_BLOOD)
     cv.flush("aw_wall", 30.0)
     cv.flush("aw_lumen", HU_AIR + 10)
+    paint_heart()
     prog(7, "bones")
 
     # --- spine ---------------------------------------------------------------------------------------------------
@@ -559,7 +576,7 @@ def _build_anatomy(cv: _Canvas, rng: np.random.Generator, prog) -> None:
     for n in range(12):
         zr = z_first - n * rib_gap
         reach = 0.9 * math.pi if n < 7 else (0.75 * math.pi if n < 10 else 0.5 * math.pi)
-        scale = 0.55 + 0.45 * _smoothstep(n / 3.0) if n < 3 else 1.0
+        scale = 1.0
         drop = 40.0 + 10.0 * (n > 3)
         for s in (-1, 1):
             phis = np.linspace(0.18 * math.pi, reach, 16)
