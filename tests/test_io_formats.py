@@ -104,3 +104,32 @@ def test_several_series_need_a_uid(tmp_path):
     assert load_volume(tmp_path, series_uid="1.2.3.2").shape[0] == 3
     text = format_catalog(scan_paths([tmp_path]))
     assert "Test^Synth" in text and "5x6x3" in text and "2024-01-02" in text
+
+
+def test_modality_from_sidecar_metaimage_tag_or_hu_intensities(tmp_path):
+    import json
+
+    import SimpleITK as sitk
+
+    from reviewer.io.catalog import scan_paths
+    from reviewer.io.loader import load_volume
+
+    ct = np.full((4, 8, 8), -1000, np.int16)
+    ct[:, 2:6, 2:6] = 400
+    img = sitk.GetImageFromArray(ct)
+    sitk.WriteImage(img, str(tmp_path / "luna.mhd"))
+    vol = load_volume(tmp_path / "luna.mhd")
+    assert (vol.modality, vol.unit) == ("CT", "HU") and "modality_inferred" in vol.metadata
+
+    mr = sitk.GetImageFromArray(np.random.default_rng(0).random((4, 8, 8)).astype(np.float32))
+    sitk.WriteImage(mr, str(tmp_path / "brain.nii.gz"))
+    (tmp_path / "brain.json").write_text(json.dumps({"Modality": "MR", "SeriesDescription": "T1 MPRAGE",
+                                                     "PatientName": "Doe^Jane"}))
+    vol = load_volume(tmp_path / "brain.nii.gz")
+    assert vol.modality == "MR" and vol.unit == "" and vol.name == "T1 MPRAGE"
+    info = next(s for s in scan_paths([tmp_path]).series if s.uid.endswith("brain.nii.gz"))
+    assert (info.modality, info.series_description, info.patient_name) == ("MR", "T1 MPRAGE", "Doe^Jane")
+
+    (tmp_path / "meta.mhd").write_text((tmp_path / "luna.mhd").read_text().replace(
+        "ElementSpacing", "Modality = MET_MOD_MR\nElementSpacing").replace("luna.raw", "luna.raw"))
+    assert load_volume(tmp_path / "meta.mhd").modality == "MR"

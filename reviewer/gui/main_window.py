@@ -475,7 +475,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not getattr(self, "_shown_once", False):
             self._shown_once = True
-            self.resizeDocks([self.browser_dock], [560], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.browser_dock], [420], Qt.Orientation.Horizontal)
             self.resizeDocks([self.browser_dock, self.log_dock], [760, 140], Qt.Orientation.Vertical)
 
     def sizeHint(self) -> QSize:

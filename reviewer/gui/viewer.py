@@ -1,7 +1,7 @@
 """ViewerWidget: lays out :class:`SliceView` panes for the layout of a :class:`ViewerState`.
 
 * ``single``: one big pane of the active orientation;
-* ``mpr``: axial, coronal and sagittal of the primary image, crosshair linked;
+* ``mpr``: axial (large, left) with coronal and sagittal stacked on the right, crosshair linked;
 * ``compare``: 2-4 named panes (1x2, 1x3, 2x2) in the active orientation.
 
 All panes are linked through the state: one crosshair (so slices follow), one window / inversion, and one
@@ -18,10 +18,13 @@ from reviewer.gui.slice_view import SliceView
 from reviewer.view.state import ViewerState
 
 
-def grid_positions(n: int, layout: str) -> list[tuple[int, int]]:
+def grid_positions(n: int, layout: str) -> list[tuple[int, int, int, int]]:
+    """(row, column, row span, column span) of each pane."""
+    if layout == "mpr" and n == 3:
+        return [(0, 0, 2, 1), (0, 1, 1, 1), (1, 1, 1, 1)]
     if layout == "compare" and n == 4:
-        return [(0, 0), (0, 1), (1, 0), (1, 1)]
-    return [(0, c) for c in range(n)]
+        return [(0, 0, 1, 1), (0, 1, 1, 1), (1, 0, 1, 1), (1, 1, 1, 1)]
+    return [(0, c, 1, 1) for c in range(n)]
 
 
 class ViewerWidget(QWidget):
@@ -65,10 +68,16 @@ class ViewerWidget(QWidget):
             v.deleteLater()
         self.views = []
         show_titles = self.state.layout == "compare"
-        for (name, orientation), (r, c) in zip(wanted, grid_positions(len(wanted), self.state.layout)):
+        positions = grid_positions(len(wanted), self.state.layout)
+        mpr = self.state.layout == "mpr" and len(wanted) == 3
+        for col in range(4):
+            self._grid.setColumnStretch(col, (3 if col == 0 else 2) if mpr else (1 if col < len(wanted) else 0))
+        for row in range(2):
+            self._grid.setRowStretch(row, 1 if (mpr or len(wanted) == 4 or row == 0) else 0)
+        for (name, orientation), (r, c, rs, cs) in zip(wanted, positions):
             v = SliceView(self.state, name, orientation, self, show_title=show_titles or len(self.state.panes) > 1)
             v.readout.connect(self.readout)
-            self._grid.addWidget(v, r, c)
+            self._grid.addWidget(v, r, c, rs, cs)
             v.show()
             self.views.append(v)
         self._shown = key

@@ -16,6 +16,44 @@ from reviewer.errors import InputError
 from reviewer.geometry import Geometry, Volume
 
 
+MET_MODALITIES = {"MET_MOD_CT": "CT", "MET_MOD_MR": "MR", "MET_MOD_NM": "NM", "MET_MOD_US": "US"}
+
+
+def sidecar(path: str) -> dict:
+    """The JSON sidecar beside an image (dcm2niix / BIDS convention: same name, ``.json``), or {}."""
+    import json
+
+    base = path
+    for ext in (".nii.gz", ".nii", ".mhd", ".mha", ".nrrd", ".nhdr"):
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+            break
+    p = base + ".json"
+    if not os.path.isfile(p):
+        return {}
+    try:
+        data = json.loads(open(p, encoding="utf-8").read())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _modality(path: str, meta: dict) -> str:
+    side = sidecar(path)
+    if side.get("Modality"):
+        return str(side["Modality"])
+    return MET_MODALITIES.get(meta.get("Modality", ""), "")
+
+
+def looks_like_ct(arr: np.ndarray) -> bool:
+    """Integer data with air near -1000 and values well above water: HU, as in LUNA16 files."""
+    if arr.dtype.kind not in "iu" or arr.size == 0:
+        return False
+    sample = arr.reshape(-1)[:: max(1, arr.size // 500_000)]
+    lo, hi = np.percentile(sample, [0.5, 99.9])
+    return -1200 <= lo <= -850 and hi >= 200
+
+
 def _reader(path: str) -> sitk.ImageFileReader:
     r = sitk.ImageFileReader()
     r.SetFileName(path)
@@ -35,7 +73,13 @@ def itk_info(path: str, fmt: str):
     warnings = []
     if r.GetDimension() > 3:
         warnings.append(f"{r.GetDimension()}D image {tuple(r.GetSize())}: only the first 3D volume is loaded")
-    return SeriesInfo(uid=os.path.abspath(path), series_description=os.path.basename(path), modality="",
+    meta = {k: r.GetMetaData(k) for k in r.GetMetaDataKeys()}
+    side = sidecar(path)
+    return SeriesInfo(uid=os.path.abspath(path),
+                      series_description=str(side.get("SeriesDescription") or os.path.basename(path)),
+                      patient_name=str(side.get("PatientName", "")), patient_id=str(side.get("PatientID", "")),
+                      study_description=str(side.get("StudyDescription", "")),
+                      modality=_modality(path, meta),
                       n_images=int(size[2]), dims=(int(size[0]), int(size[1]), int(size[2])), files=[path],
                       kind="image", format=fmt, sop_class_name="", warnings=warnings)
 
@@ -89,6 +133,18 @@ def read_itk_volume(path: str | os.PathLike, fmt: str = "") -> Volume:
         raise InputError(p, f"cannot read image ({_first_line(exc)})") from None
     vol = image_to_volume(img, source=p)
     vol.metadata["format"] = fmt or "itk"
+    meta = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
+    side = sidecar(p)
+    vol.modality = _modality(p, meta)
+    if side.get("SeriesDescription"):
+        vol.name = str(side["SeriesDescription"])
+    if not vol.modality and looks_like_ct(vol.array):
+        vol.modality = "CT"
+        vol.metadata["modality_inferred"] = "intensities look like Hounsfield units"
+    if vol.modality == "CT":
+        vol.unit = "HU"
+    if side:
+        vol.metadata["sidecar"] = side
     return vol
 
 
