@@ -656,7 +656,7 @@ def _place_nodules(cv: _Canvas, rng: np.random.Generator, count: int, center: np
                 kind=kind,
                 lobulated=bool(d >= 8 and rng.random() < 0.4),
                 spiculated=bool(kind != "ground-glass" and d >= 10 and rng.random() < 0.4),
-                solid_fraction=round(float(rng.uniform(0.35, 0.6)), 3) if kind == "part-solid" else 0.5,
+                solid_fraction=round(max(float(rng.uniform(0.35, 0.6)), min(0.8, 4.5 / d)), 3) if kind == "part-solid" else 0.5,
             )
             break
     for i in range(count):

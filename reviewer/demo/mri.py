@@ -152,7 +152,8 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
     femur = _smin(cond, shaft, 6.0)
     notch_w = (7.0 + 6.0 * np.clip(-t, 0, 1)) * (1 if t < 0.7 else 0.3)
     notch_h = c_v + 4 + 10 * np.clip(-t, 0, 1)
-    notch = np.maximum(np.abs(u) - notch_w, v - notch_h)
+    notch = np.minimum(_ellipse(u, v - (notch_h - notch_w), notch_w, notch_w),
+                       np.maximum(np.abs(u) - notch_w, v - (notch_h - notch_w)))
     femur = np.maximum(femur, -notch)
     # tibia: plateau, spines, flaring to shaft
     tp = -2.5
@@ -193,12 +194,12 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
         paint(wedge, 0.07 + 0.02 * tex_fine)
     # collateral ligaments and cruciates
     for side, (a, b) in ((-1, (c_v + 8, tp - 28)), (1, (c_v + 8, tp - 18))):
-        x0 = side * (sep + cr + 1.5)
-        x1 = side * (pl + 1.5)
-        paint(_segment(u, v, (x0, a), (x1, b)) - 1.6, 0.1)
+        x0 = side * (sep + cr * 1.05 + 1.2)
+        x1 = side * (pl + 1.0)
+        paint(_segment(u, v, (x0, a - 6), (x1, b + 8)) - 1.2, 0.1)
     if abs(t) < 0.55:
-        paint(_segment(u, v, (-notch_w + 2, notch_h - 4), (3.0, tp + 2)) - 3.2, 0.12)  # ACL
-        paint(_segment(u, v, (notch_w - 2, notch_h - 2), (-2.0, tp - 4)) - 3.5, 0.1)  # PCL
+        paint(_segment(u, v, (-notch_w + 2.5, notch_h - 6), (3.0, tp + 1)) - 2.4, 0.14)  # ACL
+        paint(_segment(u, v, (notch_w - 2.5, notch_h - 5), (-2.0, tp - 3)) - 2.6, 0.1)  # PCL
     return np.clip(img, 0, None).astype(np.float32)
 
 
@@ -329,6 +330,23 @@ def make_fastmri_file(path: str | Path, seed: int = 0, n_slices: int = 14,
     if token is not None:
         token.progress(3, 3, "MRI done")
     return path
+
+
+def make_fastmri_dataset(out_dir: str | Path, n_files: int = 8, first_seed: int = 0, n_slices: int = 14,
+                         shape: tuple[int, int] = FASTMRI_SHAPE, noise_level: float = 0.03, token=None) -> list[Path]:
+    """Write ``n_files`` fastMRI-format files (one synthetic knee per seed) for training/validation demos."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_files):
+        if token is not None:
+            token.progress(i, n_files, f"knee {i + 1}/{n_files}")
+        seed = first_seed + i
+        paths.append(make_fastmri_file(out / f"demo_knee_{seed:04d}.h5", seed=seed, n_slices=n_slices, shape=shape,
+                                       noise_level=noise_level))
+    if token is not None:
+        token.progress(n_files, n_files, "done")
+    return paths
 
 
 def describe_fastmri(path: str | Path) -> dict[str, Any]:
