@@ -12,7 +12,7 @@ from typing import Any
 
 from reviewer.demo import chest_ct, mri
 
-DEMO_VERSION = f"ct{chest_ct.GENERATOR_VERSION}-mri{mri.GENERATOR_VERSION}"
+DEMO_VERSION = f"ct{chest_ct.GENERATOR_VERSION}-mri{mri.GENERATOR_VERSION}-sidecar1"
 MANIFEST = "manifest.json"
 
 
@@ -38,17 +38,17 @@ def _paths(out: Path, uid: str) -> DemoData:
 
 
 def write_ct(volume, path: Path) -> Path:
-    """Write a Volume as .mhd/.raw with SimpleITK, geometry preserved."""
-    import SimpleITK as sitk
-    import numpy as np
+    """Write a Volume as .mhd/.raw (geometry preserved) plus a dcm2niix-style JSON sidecar naming it."""
+    import json
 
-    img = sitk.GetImageFromArray(volume.array)
-    g = volume.geometry
-    img.SetSpacing(g.spacing)
-    img.SetOrigin(g.origin)
-    img.SetDirection(tuple(np.asarray(g.direction, float).ravel()))
-    sitk.WriteImage(img, str(path), False)
-    return Path(path)
+    from reviewer.io.writer import write_volume
+
+    path = Path(write_volume(volume, path, sidecar=False))
+    sidecar = {"Modality": "CT", "SeriesDescription": "Demo chest CT (synthetic)", "PatientName": "Demo^Chest",
+               "PatientID": "DEMO-CT", "StudyDescription": "Synthetic chest CT with nodules",
+               "ImageType": ["DERIVED", "SYNTHETIC"]}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    return path
 
 
 def write_nodules(nodules, uid: str, csv_path: Path, json_path: Path) -> None:

@@ -180,7 +180,7 @@ class ToastArea(QWidget):
         self._lay.setContentsMargins(0, 0, 0, 0)
         self._lay.setSpacing(6)
         self._lay.addStretch(1)
-        self.setFixedWidth(460)
+        self.setFixedWidth(340)
         notifier.notified.connect(self.show_notice)
         parent.installEventFilter(self)
         self.hide()

@@ -70,10 +70,12 @@ class ViewerWidget(QWidget):
         show_titles = self.state.layout == "compare"
         positions = grid_positions(len(wanted), self.state.layout)
         mpr = self.state.layout == "mpr" and len(wanted) == 3
+        used_cols = {c for _, c, _, _ in positions}
+        used_rows = {r + k for r, _, rs, _ in positions for k in range(rs)}
         for col in range(4):
-            self._grid.setColumnStretch(col, (3 if col == 0 else 2) if mpr else (1 if col < len(wanted) else 0))
+            self._grid.setColumnStretch(col, 0 if col not in used_cols else (3 if mpr and col == 0 else 2))
         for row in range(2):
-            self._grid.setRowStretch(row, 1 if (mpr or len(wanted) == 4 or row == 0) else 0)
+            self._grid.setRowStretch(row, 1 if row in used_rows else 0)
         for (name, orientation), (r, c, rs, cs) in zip(wanted, positions):
             v = SliceView(self.state, name, orientation, self, show_title=show_titles or len(self.state.panes) > 1)
             v.readout.connect(self.readout)

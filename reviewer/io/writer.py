@@ -15,8 +15,12 @@ from reviewer.io.itk_io import volume_to_image
 WRITABLE = (".nii", ".nii.gz", ".mhd", ".nrrd")
 
 
-def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
-    """Write ``volume`` to ``path``; the suffix picks the format. Returns the path written."""
+def write_volume(volume: Volume, path: str | os.PathLike, sidecar: bool = True) -> Path:
+    """Write ``volume`` to ``path``; the suffix picks the format. Returns the path written.
+
+    With ``sidecar`` a dcm2niix-style JSON (modality, description, unit, warnings; no patient identifiers) is
+    written beside it, so the modality survives formats that cannot store it.
+    """
     out = Path(path)
     suffix = suffix_of(out)
     if suffix not in WRITABLE:
@@ -28,4 +32,11 @@ def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
         sitk.WriteImage(img, str(out), useCompression=suffix in (".nii.gz", ".nrrd"))
     except RuntimeError as exc:
         raise InputError(out, f"cannot write ({str(exc).strip().splitlines()[-1]})") from None
+    if sidecar:
+        import json
+
+        base = str(out)[: -len(suffix)]
+        info = {"Modality": volume.modality, "SeriesDescription": volume.name, "Unit": volume.unit,
+                "ConversionSoftware": "reviewer", "Warnings": list(volume.warnings)}
+        Path(base + ".json").write_text(json.dumps({k: v for k, v in info.items() if v}, indent=2) + "\n")
     return out
