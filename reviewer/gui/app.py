@@ -23,9 +23,14 @@ ORG_DOMAIN = "reviewer.invalid"
 WINDOW_SIZE = (1600, 1000)
 
 
+def _no_display() -> bool:
+    return (sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+            and not os.environ.get("QT_QPA_PLATFORM"))
+
+
 def _ensure_platform() -> None:
     """Use the offscreen platform on a Linux machine without X11 or Wayland (CI, SSH, screenshots)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if _no_display():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -172,6 +177,11 @@ def run_app(paths: Iterable[str | os.PathLike] = (), demo: Any = None, screensho
     """Open the GUI; returns the exit code. ``screenshot``: render to this PNG when everything loaded, then exit."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if screenshot is None and _no_display():
+        print("error: no display found (DISPLAY / WAYLAND_DISPLAY unset): the window cannot be shown here. "
+              "Run it on a desktop or under Xvfb, use --screenshot PNG with `reviewer demo`, or the headless "
+              "commands (reviewer --help).", file=sys.stderr)
+        return 3
     app = get_app()
     window = create_main_window(paths, demo)
     previous_hook = _install_excepthook(window.notifier)
