@@ -45,6 +45,11 @@ class SliceImageItem(pg.ImageItem):
         self.setImage(u8, autoLevels=False, autoDownsample=False)
 
 
+def _num(v: float) -> str:
+    """Window numbers: integers for HU-sized values, significant digits for tiny MR magnitudes."""
+    return f"{v:.0f}" if abs(v) >= 100 or v == 0 else f"{v:.3g}"
+
+
 class SliceViewBox(pg.ViewBox):
     """ViewBox whose mouse gestures drive the owning :class:`SliceView` (no pyqtgraph pan/zoom of its own)."""
 
@@ -211,7 +216,7 @@ class SliceView(pg.GraphicsView):
         n = self.frame.n_slices
         w, l = self.state.window
         inv = "  inverted" if self.state.inverted else ""
-        self.info.setText(f"{self.orientation} {self.slice_index() + 1}/{n}\nW {w:.0f} L {l:.0f}{inv}")
+        self.info.setText(f"{self.orientation} {self.slice_index() + 1}/{n}\nW {_num(w)} L {_num(l)}{inv}")
         self._place_texts()
 
     def _on_view(self, value) -> None:

@@ -145,7 +145,20 @@ def read_fastmri(path: str | os.PathLike, token: JobToken | None = None) -> Volu
     else:
         spacing = (1.0, 1.0, 1.0)
         warnings.append("no ISMRMRD reconSpace in the file: 1 mm voxels assumed")
-    vol = Volume.from_array(np.ascontiguousarray(arr), spacing=spacing, modality="MR", unit="a.u.",
+    direction = None
+    acq = str(info.get("acquisition") or "")
+    if acq.upper().startswith("COR"):
+        # fastMRI knee protocols (CORPD_FBK, CORPDFS_FBK) are coronal: columns run R->L, rows S->I
+        direction = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+        warnings.append(f"fastMRI files carry no patient orientation: shown as coronal (acquisition {acq}); "
+                        "left/right is not known")
+    elif acq.upper().startswith("AX"):
+        warnings.append(f"fastMRI files carry no patient orientation: shown as axial (acquisition {acq}); "
+                        "left/right is not known")
+    else:
+        warnings.append("fastMRI files carry no patient orientation: orientation labels are nominal")
+    info["orientation"] = "coronal" if direction is not None else "axial"
+    vol = Volume.from_array(np.ascontiguousarray(arr), spacing=spacing, direction=direction, modality="MR", unit="a.u.",
                             name=f"fastMRI {info['acquisition'] or os.path.basename(p)}", source=p,
                             metadata={"format": "fastmri", "fastmri": info}, warnings=warnings)
     return vol

@@ -41,6 +41,19 @@ class ViewTransform:
     pan: tuple[float, float] = (0.0, 0.0)
 
 
+def acquisition_plane(volume: Volume) -> str:
+    """The orientation whose normal is nearest the volume's slice (k) axis."""
+    axis = int(np.argmax(np.abs(volume.geometry.direction_matrix[:, 2])))
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def is_thin_stack(volume: Volume) -> bool:
+    """Few slices, much thicker than the pixels: a 2D multi-slice acquisition."""
+    k, j, i = volume.shape
+    si, sj, sk = volume.spacing
+    return k < 24 and sk > 2.0 * max(si, sj)
+
+
 class ViewerState:
     """Model of the image viewer. See the module docstring; events: ``EVENT_NAMES``."""
 
@@ -117,11 +130,22 @@ class ViewerState:
         raise KeyError(f"no pane named {name!r}; panes: {', '.join(self.pane_names)}")
 
     def set_primary(self, volume: Volume, name: str | None = None) -> None:
-        """Show a new study: one pane, default window, crosshair at the centre, view reset."""
+        """Show a new study: one pane, default window, crosshair at the centre, view reset.
+
+        The active orientation becomes the acquisition plane; a thin stack of thick slices (a 2D multi-slice
+        acquisition such as a knee MRI) opens in the single layout, where reformats would mislead.
+        """
         name = name or volume.name or "image"
         with self.batch():
             self._panes = [Pane(name, volume)]
             self.events.panes.emit(self.panes)
+            plane = acquisition_plane(volume)
+            if plane != self._orientation:
+                self._orientation = plane
+                self.events.orientation.emit(plane)
+            if self._layout == "mpr" and is_thin_stack(volume):
+                self._layout = "single"
+                self.events.layout.emit(self._layout)
             self._crosshair = volume.geometry.center_world()
             self.events.crosshair.emit(self.crosshair)
             self._reset_window()
