@@ -17,18 +17,18 @@ from reviewer.training.recon_train import ReconTrainConfig, robust_loss, fnaf_ba
 def _dataset(folder, n_files=2, slices=2):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:320, :320]
+    yy, xx = np.mgrid[:320, :368]  # k-space wider than the 320x320 crop, as in fastMRI
     for f in range(n_files):
         imgs = []
         for s in range(slices):
-            cx, cy = rng.uniform(120, 200, 2)
+            cx, cy = rng.uniform(144, 224), rng.uniform(120, 200)
             img = ((xx - cx) ** 2 / 45 ** 2 + (yy - cy) ** 2 / 60 ** 2 < 1) * 1.0  # small object, dark background (knee-like)
             img += ((xx - cx - 10) ** 2 + (yy - cy) ** 2 < 12 ** 2) * 0.5
             imgs.append(img.astype(np.float32))
         imgs = np.stack(imgs)
         with h5py.File(folder / f"train_{f}.h5", "w") as h:
             h["kspace"] = fft2c(imgs.astype(np.complex64)).astype(np.complex64)
-            h["reconstruction_esc"] = imgs
+            h["reconstruction_esc"] = imgs[:, :, 24:344]
     return folder
 
 

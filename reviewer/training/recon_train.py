@@ -113,6 +113,7 @@ def train_recon(cfg: ReconTrainConfig, token: JobToken | None = None, resume: bo
     files = find_h5(cfg.data)
     mask_func = create_mask_func(cfg.mask, cfg.center_fractions, cfg.accelerations, seed=cfg.seed + rank)
     ds = SliceDataset(files, mask_func)
+    fnaf_masks = create_mask_func(cfg.mask, cfg.center_fractions, cfg.accelerations, seed=cfg.seed + 7919 + rank)
     sampler = torch.utils.data.distributed.DistributedSampler(ds, seed=cfg.seed) if distributed else None
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
@@ -154,9 +155,12 @@ def train_recon(cfg: ReconTrainConfig, token: JobToken | None = None, resume: bo
             # 2) the FNAF-robust step on feature-augmented images, gradients zeroed separately
             if cfg.fnaf_robust:
                 feats, regions = fnaf_batch(clean, rng, cfg.fnaf_steps)
+                # the feature forward model works on the 320x320 image, so its masks have the image's columns
+                img_cols = torch.stack([torch.from_numpy(fnaf_masks(clean.shape[-1]).columns)
+                                        for _ in range(clean.shape[0])])
                 opt.zero_grad(set_to_none=True)
                 with torch.autocast(device.type, enabled=use_amp):
-                    rloss = robust_loss(model, clean, feats.to(device), regions.to(device), cols.to(device))
+                    rloss = robust_loss(model, clean, feats.to(device), regions.to(device), img_cols.to(device))
                 scaler.scale(rloss).backward()
                 scaler.step(opt)
                 scaler.update()
