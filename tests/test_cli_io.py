@@ -44,3 +44,19 @@ def test_bad_path_fails_with_message(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o.nii.gz")]) != 0
     assert "nope" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nope")]) != 0
+
+
+def test_info_geometry_equals_loaded_geometry(tmp_path, capsys):
+    """The geometry `reviewer info --json` reports from headers alone is the geometry the loader builds."""
+    c, s = np.cos(0.3), np.sin(0.3)
+    row, col = np.array([c, s, 0.0]), np.array([0.0, 0.0, -1.0])  # oblique coronal-ish
+    normal = np.cross(row, col)
+    positions = [list(np.array([10.0, -20.0, 30.0]) + k * 2.5 * normal) for k in (3, 0, 2, 1)]  # shuffled
+    write_series(tmp_path / "obl", positions, iop=tuple(row) + tuple(col))
+    assert main(["info", str(tmp_path / "obl"), "--json"]) == 0
+    g = json.loads(capsys.readouterr().out)["series"][0]["geometry"]
+    vol = load_volume(tmp_path / "obl")
+    np.testing.assert_allclose(g["spacing"], vol.spacing, atol=1e-5)
+    np.testing.assert_allclose(g["origin"], vol.origin, atol=1e-5)
+    np.testing.assert_allclose(g["direction"], vol.direction, atol=1e-5)
+    assert g["orientation"] == vol.geometry.nearest_orientation_code()

@@ -44,6 +44,8 @@ class SeriesInfo:
     format: str = "dicom"
     sop_class_name: str = ""
     warnings: list[str] = field(default_factory=list)
+    # spacing (i, j, k) mm, origin LPS mm, direction (columns = axes), orientation code; from headers only
+    geometry: dict[str, Any] | None = None
     slices: list[SliceRef] = field(default_factory=list, repr=False, compare=False)  # loader's cache
 
     def to_json(self) -> dict[str, Any]:
@@ -53,7 +55,32 @@ class SeriesInfo:
         d["dims"] = list(self.dims)
         d["files"] = list(self.files)
         d["warnings"] = list(self.warnings)
+        d["geometry"] = self.geometry
         return d
+
+
+def geometry_summary(spacing, origin, direction) -> dict[str, Any]:
+    from reviewer.geometry import direction_letters
+
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    code = "".join(direction_letters(d[:, a], max_letters=1)[1] for a in range(3))
+    return {"spacing": [round(float(v), 6) for v in spacing], "origin": [round(float(v), 6) for v in origin],
+            "direction": [[round(float(v), 6) for v in row] for row in d], "orientation": code}
+
+
+def _dicom_geometry(slices: list[SliceRef]) -> dict[str, Any] | None:
+    """Geometry of a classic or enhanced series from its headers (the loader's own ordering, no pixels)."""
+    from reviewer.io.dicom_series import order_slices
+
+    if not slices or slices[0].pixel_spacing is None or any(s.ipp is None or s.iop is None for s in slices):
+        return None
+    try:
+        _, facts = order_slices(slices)
+    except Exception:  # noqa: BLE001 - a summary only; the loader reports problems properly
+        return None
+    ps = slices[0].pixel_spacing
+    direction = np.stack([facts["row"], facts["col"], facts["normal"]], axis=1)
+    return geometry_summary((ps[1], ps[0], facts["step"]), facts["origin"], direction)
 
 
 @dataclass
@@ -152,7 +179,8 @@ def _info_from(h: FileHeader, uid: str, slices: list[SliceRef], label: str = "")
                       study_date=h.study_date, study_description=h.study_description, series_description=desc,
                       series_number=h.series_number, modality=h.modality, n_images=len(slices),
                       dims=(h.columns, h.rows, len(slices)), files=files, kind=h.kind, format="dicom",
-                      sop_class_name=h.sop_class_name, slices=slices)
+                      sop_class_name=h.sop_class_name, slices=slices,
+                      geometry=_dicom_geometry(slices) if h.kind == "image" else None)
 
 
 def _has_repeated_positions(slices: list[SliceRef]) -> bool:
@@ -230,14 +258,18 @@ def _date(d: str) -> str:
 
 def format_catalog(catalog: Catalog) -> str:
     """A readable table: patient, date, modality, description, images, dims, UID."""
-    head = ("Patient", "Date", "Mod", "Description", "Images", "Dims (c x r x s)", "UID / path")
+    head = ("Patient", "Date", "Mod", "Description", "Images", "Dims (c x r x s)", "Spacing (mm)", "Orient",
+            "Origin (LPS mm)", "UID / path")
     rows = []
     for patient, studies in catalog.grouped().items():
         for study_uid, series in studies.items():
             for s in series:
                 dims = "x".join(str(d) for d in s.dims) if s.kind == "image" else s.sop_class_name or "non-image"
+                g = s.geometry or {}
+                spacing = "x".join(f"{v:.4g}" for v in g["spacing"]) if g else "-"
+                origin = ", ".join(f"{v:.1f}" for v in g["origin"]) if g else "-"
                 rows.append((patient[:24], _date(s.study_date), s.modality or s.format, s.series_description[:40],
-                             str(s.n_images), dims, s.uid))
+                             str(s.n_images), dims, spacing, g.get("orientation", "-"), origin, s.uid))
     if not rows:
         return "no series found"
     widths = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]

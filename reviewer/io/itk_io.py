@@ -79,9 +79,19 @@ def itk_info(path: str, fmt: str):
                       series_description=str(side.get("SeriesDescription") or os.path.basename(path)),
                       patient_name=str(side.get("PatientName", "")), patient_id=str(side.get("PatientID", "")),
                       study_description=str(side.get("StudyDescription", "")),
-                      modality=_modality(path, meta),
+                      modality=_modality(path, meta), geometry=_itk_geometry(r),
                       n_images=int(size[2]), dims=(int(size[0]), int(size[1]), int(size[2])), files=[path],
                       kind="image", format=fmt, sop_class_name="", warnings=warnings)
+
+
+def _itk_geometry(r: sitk.ImageFileReader) -> dict | None:
+    from reviewer.io.catalog import geometry_summary
+
+    dim = r.GetDimension()
+    if dim < 3:
+        return None
+    d = np.asarray(r.GetDirection(), dtype=float).reshape(dim, dim)[:3, :3]
+    return geometry_summary(r.GetSpacing()[:3], r.GetOrigin()[:3], d)
 
 
 def _first_line(exc: Exception) -> str:
