@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from reviewer.mri.fft import fft2c, ifft2c  # noqa: F401  (re-exported for the generators' users)
+from reviewer.mri.transforms import center_crop as _center_crop
+
 GENERATOR_VERSION = "1"
 FASTMRI_SHAPE = (640, 368)
 FOV_MM = (280.0, 161.0)  # readout (rows) x phase (cols); 0.4375 mm pixels at 640 x 368
@@ -26,22 +29,8 @@ SIGNAL_SCALE = 2e-4  # fastMRI-like magnitude scale of single-coil knee data
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def fft2c(x: np.ndarray) -> np.ndarray:
-    """Centred orthonormal 2D FFT over the last two axes (fastMRI convention)."""
-    ax = (-2, -1)
-    return np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(x, axes=ax), axes=ax, norm="ortho"), axes=ax)
-
-
-def ifft2c(k: np.ndarray) -> np.ndarray:
-    ax = (-2, -1)
-    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(k, axes=ax), axes=ax, norm="ortho"), axes=ax)
-
-
 def center_crop(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = x.shape[-2:]
-    ch, cw = min(size[0], h), min(size[1], w)
-    r0, c0 = (h - ch) // 2, (w - cw) // 2
-    return x[..., r0 : r0 + ch, c0 : c0 + cw]
+    return _center_crop(x, size, allow_smaller=True)
 
 
 def _soft(d, w):

@@ -13,6 +13,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from reviewer.errors import InputError
+from reviewer.mri.fft import ifft2c
+from reviewer.mri.transforms import center_crop as _center_crop
 from reviewer.geometry import Volume
 from reviewer.jobs import JobToken
 
@@ -90,16 +92,11 @@ def fastmri_info(path: str):
 
 def centered_ifft2_magnitude(kspace: np.ndarray) -> np.ndarray:
     """|ifftshift -> ifft2 (ortho) -> fftshift| over the last two axes."""
-    x = np.fft.ifftshift(kspace, axes=(-2, -1))
-    x = np.fft.ifft2(x, norm="ortho")
-    return np.abs(np.fft.fftshift(x, axes=(-2, -1)))
+    return np.abs(ifft2c(kspace))
 
 
 def center_crop(arr: np.ndarray, h: int, w: int) -> np.ndarray:
-    hh, ww = arr.shape[-2:]
-    h, w = min(h, hh), min(w, ww)
-    top, left = (hh - h) // 2, (ww - w) // 2
-    return arr[..., top:top + h, left:left + w]
+    return _center_crop(arr, (h, w), allow_smaller=True)
 
 
 def read_fastmri(path: str | os.PathLike, token: JobToken | None = None) -> Volume:

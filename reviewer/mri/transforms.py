@@ -14,10 +14,15 @@ NORM_EPS = 1e-11
 CLAMP = 6.0
 
 
-def center_crop(data: np.ndarray, shape: tuple[int, int] = CROP) -> np.ndarray:
-    """Crop the last two axes to ``shape`` around the centre (fastMRI's ``center_crop``)."""
+def center_crop(data: np.ndarray, shape: tuple[int, int] = CROP, allow_smaller: bool = False) -> np.ndarray:
+    """Crop the last two axes to ``shape`` around the centre (fastMRI's ``center_crop``).
+
+    With ``allow_smaller`` an image smaller than ``shape`` along an axis keeps its size there.
+    """
     rows, cols = data.shape[-2:]
     h, w = shape
+    if allow_smaller:
+        h, w = min(h, rows), min(w, cols)
     if not (0 < h <= rows and 0 < w <= cols):
         raise ValueError(f"cannot crop {rows}x{cols} to {h}x{w}")
     r0 = (rows - h) // 2
