@@ -19,9 +19,9 @@ import numpy as np
 
 def write_ct_series(folder: str | os.PathLike, n_slices: int = 300, size: int = 512, seed: int = 0) -> list[str]:
     """A chest-like CT series: stored = HU + 1024 (uint12 in int16), RescaleIntercept -1024, 1.25 mm slices."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
+
+    from reviewer.io.synthetic import ct_dataset
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -34,15 +34,7 @@ def write_ct_series(folder: str | os.PathLike, n_slices: int = 300, size: int = 
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
     files = []
     for k in range(n_slices):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        sop = generate_uid()
-        meta.MediaStorageSOPInstanceUID = sop
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds = ct_dataset(study, series, frame)
         ds.PatientName, ds.PatientID, ds.StudyDate, ds.Modality = "Bench^CT", "BENCH01", "20240101", "CT"
         ds.SeriesDescription, ds.StudyDescription, ds.SeriesNumber = "Chest 1.25mm", "CT CHEST", 2
         ds.Manufacturer, ds.KVP, ds.ConvolutionKernel, ds.SliceThickness = "Bench", 120, "B40f", 1.25

@@ -10,6 +10,20 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
+def ct_dataset(study_uid: str, series_uid: str, frame_uid: str) -> Dataset:
+    """An empty explicit-VR-little-endian CT image dataset with fresh SOP UIDs, ready for attributes."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    sop = generate_uid()
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+    return ds
+
+
 def write_series(folder: Path, positions, iop=(1, 0, 0, 0, 1, 0), rows=6, cols=5, spacing=(0.7, 0.9),
                  slope=1.0, intercept=-1024.0, photometric="MONOCHROME2", pixel_rep=0, bits_stored=12,
                  instance_numbers=None, names=None, geometry=True, series_uid=None, seed=0, extra=None):
@@ -19,16 +33,7 @@ def write_series(folder: Path, positions, iop=(1, 0, 0, 0, 1, 0), rows=6, cols=5
     study = generate_uid()
     files, arrays = [], []
     for n, ipp in enumerate(positions):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        sop = generate_uid()
-        meta.MediaStorageSOPInstanceUID = sop
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, sop
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
-        ds.FrameOfReferenceUID = "1.2.3.4"
+        ds = ct_dataset(study, series_uid, "1.2.3.4")
         ds.PatientName, ds.PatientID, ds.Modality, ds.StudyDate = "Test^Synth", "P1", "CT", "20240102"
         ds.SeriesDescription, ds.SeriesNumber = "synthetic", 3
         ds.InstanceNumber = (instance_numbers[n] if instance_numbers is not None else n + 1)
