@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train models (reconstruction U-Nets; FNAF-robust with --fnaf-robust)")
     tsub = p.add_subparsers(dest="train", metavar="WHAT", required=True)
     t = tsub.add_parser("recon", help="train a fastMRI U-Net on single-coil .h5 files")
-    t.add_argument("--data", required=True, help="folder of fastMRI single-coil .h5 files (or one file)")
+    t.add_argument("--data", required=True,
+                   help="folder of fastMRI single-coil .h5 files (or one file); demo:train for the demo split")
     t.add_argument("--out", required=True, help="output folder: checkpoints (safetensors), config, model card")
     t.add_argument("--name", default="unet", help="model name written in the card")
     t.add_argument("--fnaf-robust", action="store_true", help="add the FNAF min-max step (REFERENCES section 2)")
@@ -244,9 +245,7 @@ def _cmd_fnaf(args: argparse.Namespace) -> int:
 
     names, data = list(args.model), args.data
     if args.demo:
-        from reviewer.demo.mri_dataset import demo_mri_split
-
-        data = data or str(demo_mri_split("test"))
+        data = data or "demo:test"
         names = names or ["demo-unet-standard", "demo-unet-robust"]
     if not data or not names:
         print("error: give --data and --model (or --demo)", file=sys.stderr)

@@ -102,7 +102,8 @@ def read_card(path: str | Path) -> ModelCard:
 
 
 def list_cards(task: str | None = None) -> list[ModelCard]:
-    cards = [read_card(p) for p in sorted(MODELS_DIR.glob("*.json"))] if MODELS_DIR.is_dir() else []
+    paths = sorted(MODELS_DIR.glob("*.json")) + sorted(MODELS_DIR.glob("*/*.json")) if MODELS_DIR.is_dir() else []
+    cards = [read_card(p) for p in paths if p.name != "config.json"]  # config.json: a training run's settings
     return [c for c in cards if task is None or c.task == task]
 
 

@@ -15,6 +15,11 @@ from reviewer.mri.transforms import CROP, center_crop, unet_sample
 
 
 def find_h5(data: str | Path) -> list[Path]:
+    """fastMRI files under a folder (or one file); ``demo:train|val|test`` names a split of the demo dataset."""
+    if isinstance(data, str) and data.startswith("demo:"):
+        from reviewer.demo.mri_dataset import demo_mri_split
+
+        data = demo_mri_split(data.split(":", 1)[1])
     p = Path(data)
     files = sorted(p.rglob("*.h5")) if p.is_dir() else [p]
     if not files:
