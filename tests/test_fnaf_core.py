@@ -129,3 +129,35 @@ def test_search_attacks_find_ip_valid_features_and_pgd_improves_loss():
     assert fd.loss >= rs[-1].loss
     best = search(model, img, cols, "pgd", s, np.random.default_rng(0), top=2)
     assert best[0].loss >= rs[0].loss - 1e-9
+
+
+def test_screening_ranks_like_exact_scoring_and_confirms_exactly():
+    from scipy.stats import spearmanr
+
+    from reviewer.fnaf.forward import score_features as exact_scores
+    from reviewer.fnaf.screening import screen_losses, screened_search_scores
+    from reviewer.mri.unet import Unet
+
+    torch.manual_seed(0)
+    model = Unet(1, 1, chans=4, num_pool_layers=4).eval()
+    n = 160
+    yy, xx = np.mgrid[:n, :n]
+    img = (((xx - 80) / 45.0) ** 2 + ((yy - 80) / 60.0) ** 2 < 1).astype(np.float32)
+    img += 0.3 * np.sin(xx / 5.0) * img
+    rng = np.random.default_rng(0)
+    feats = np.stack([F.random_walk((n, n), tuple(rng.integers(40, 120, 2)), 10, 0.0, 1.3, rng).values
+                      for _ in range(8)])
+    cols = np.zeros(n, np.float32)
+    cols[::4] = 1
+    cols[72:88] = 1
+    exact = np.array([s.loss for s in exact_scores(model, img, feats, cols, batch_size=4)])
+    # an untrained U-Net: screened losses within ~10% (a trained one is far closer: see `reviewer bench recon`)
+    rel = np.abs(screen_losses(model, img, feats, cols, tile=64) - exact) / exact
+    assert np.median(rel) < 0.1 and rel.max() < 0.2
+    assert spearmanr(screen_losses(model, img, feats, cols, tile=96), exact)[0] > 0.9
+    scores = screened_search_scores(model, img, feats, cols, confirm=3)
+    confirmed = [i for i, s in enumerate(scores) if s.exact]
+    assert len(confirmed) == 3
+    for i in confirmed:
+        assert scores[i].loss == pytest.approx(exact[i], rel=1e-4)
+    assert not any(s.hit for s in scores if not s.exact)

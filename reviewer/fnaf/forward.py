@@ -78,6 +78,7 @@ class FeatureScore:
     hit: bool  # the model lost the feature (loss >= threshold)
     ip: float  # information-preservation MSE
     ip_ok: bool  # the feature survives under-sampling
+    exact: bool = True  # False: a screened (approximate) loss, used for ranking only
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ import torch
 
 from reviewer.fnaf.features import Feature, loss_region, random_walk
 from reviewer.fnaf.forward import HIT_THRESHOLD, IP_EPSILON, forward, ip_mse, region_nmse, score_features
+from reviewer.fnaf.screening import screened_search_scores
 from reviewer.jobs import JobToken
 
 ATTACKS = ("rs", "fd", "pgd")
@@ -29,6 +30,7 @@ class Candidate:
     hit: bool
     ip_ok: bool
     attack: str
+    exact: bool = True  # False: screened loss (ranking only), see reviewer.fnaf.screening
 
     @property
     def values(self) -> np.ndarray:
@@ -49,6 +51,8 @@ class SearchSettings:
     pgd_steps: int = 10
     pgd_alpha: float = 0.1  # step as a fraction of the intensity range
     pgd_starts: int = 3
+    screen: bool = True  # rank random-search candidates on tiles (fast), confirm the best exactly
+    screen_tile: int = 64
 
 
 def default_region(shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -63,15 +67,22 @@ def _settings_for(image: np.ndarray, s: SearchSettings) -> tuple[tuple[int, int,
     return region, intensity
 
 
-def _candidates(image, features: list[Feature], model, mask_cols, s: SearchSettings, attack: str) -> list[Candidate]:
-    scores = score_features(model, image, np.stack([f.values for f in features]), mask_cols, s.batch_size,
-                            s.hit_threshold, s.ip_epsilon)
-    return [Candidate(f, sc.loss, sc.ip, sc.hit, sc.ip_ok, attack) for f, sc in zip(features, scores)]
+def _candidates(image, features: list[Feature], model, mask_cols, s: SearchSettings, attack: str,
+                screen_confirm: int = 0) -> list[Candidate]:
+    values = np.stack([f.values for f in features])
+    if screen_confirm and s.screen and len(features) > screen_confirm:
+        scores = screened_search_scores(model, image, values, mask_cols, screen_confirm, s.screen_tile,
+                                        max(s.batch_size, 64), hit_threshold=s.hit_threshold,
+                                        ip_epsilon=s.ip_epsilon)
+    else:
+        scores = score_features(model, image, values, mask_cols, s.batch_size, s.hit_threshold, s.ip_epsilon)
+    return [Candidate(f, sc.loss, sc.ip, sc.hit, sc.ip_ok, attack, sc.exact) for f, sc in zip(features, scores)]
 
 
 def _rank(cands: list[Candidate], top: int) -> list[Candidate]:
+    """IP-valid candidates, most damaging first; exactly scored ones before screened ones."""
     ok = [c for c in cands if c.ip_ok]
-    return sorted(ok, key=lambda c: -c.loss)[:top]
+    return sorted(ok, key=lambda c: (not c.exact, -c.loss))[:top]
 
 
 def random_search(model, image: np.ndarray, mask_cols: np.ndarray, settings: SearchSettings | None = None,
@@ -86,11 +97,9 @@ def random_search(model, image: np.ndarray, mask_cols: np.ndarray, settings: Sea
     (r0, r1, c0, c1), (lo, hi) = _settings_for(image, s)
     feats = [random_walk(image.shape, (int(rng.integers(r0, r1 + 1)), int(rng.integers(c0, c1 + 1))), s.n_steps,
                          lo, hi, rng) for _ in range(s.tries)]
-    cands = []
-    for i in range(0, len(feats), s.batch_size):
-        if token:
-            token.progress(i, len(feats), "random search")
-        cands += _candidates(image, feats[i:i + s.batch_size], model, mask_cols, s, "rs")
+    if token:
+        token.progress(0, len(feats), "random search")
+    cands = _candidates(image, feats, model, mask_cols, s, "rs", screen_confirm=max(top, 3))
     if stats is not None:
         stats["drawn"] = stats.get("drawn", 0) + len(cands)
         stats["ip_ok"] = stats.get("ip_ok", 0) + sum(c.ip_ok for c in cands)
