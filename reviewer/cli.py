@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--center-fraction", type=float, nargs="+", default=[0.08])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    t.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (.safetensors or .pt)")
     t.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     t.add_argument("--no-resume", action="store_true", help="start afresh even when a checkpoint exists")
 
@@ -275,7 +276,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, name=args.name, fnaf_robust=args.fnaf_robust, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, chans=args.chans, num_pool_layers=args.pools, mask=args.mask,
         accelerations=args.acceleration, center_fractions=args.center_fraction, seed=args.seed,
-        amp=not args.no_amp, max_steps=args.max_steps, command=command_line(args.argv),
+        amp=not args.no_amp, max_steps=args.max_steps, init_from=args.init_from, command=command_line(args.argv),
     )
     summary = run_with_progress_bar(train_recon, cfg, resume=not args.no_resume, label="training")
     card = write_card(cfg, Path(summary["weights"]), Path(args.out) / f"{args.name}.json", data_desc=str(args.data))

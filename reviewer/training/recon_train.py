@@ -50,6 +50,7 @@ class ReconTrainConfig:
     seed: int = 0
     amp: bool = True  # used on CUDA only
     max_steps: int | None = None  # stop early (tests, quick demos)
+    init_from: str | None = None  # start from these weights (e.g. fine-tune a standard model to be robust)
     workers: int = 0
     command: str = ""
 
@@ -122,6 +123,8 @@ def train_recon(cfg: ReconTrainConfig, token: JobToken | None = None, resume: bo
     model = Unet(1, 1, cfg.chans, cfg.num_pool_layers).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_epoch, step = 0, 0
+    if cfg.init_from:
+        model.load_state_dict(load_state_dict(cfg.init_from))
     if resume and (out / "last.safetensors").exists() and (out / "last_state.pt").exists():
         model.load_state_dict(load_state_dict(out / "last.safetensors"))
         st = torch.load(out / "last_state.pt", map_location="cpu", weights_only=True)
@@ -199,7 +202,9 @@ def write_card(cfg: ReconTrainConfig, weights: Path, card_path: Path, data_desc:
         training={"data": data_desc, "command": cfg.command or "", "fnaf_robust": cfg.fnaf_robust,
                   "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "optimizer": "Adam",
                   "loss": "L1" + (" + FNAF masked L1 + L1 (second step)" if cfg.fnaf_robust else ""),
-                  "fnaf_steps": list(cfg.fnaf_steps), "seed": cfg.seed, **({"metrics": metrics} if metrics else {})},
+                  "fnaf_steps": list(cfg.fnaf_steps), "seed": cfg.seed,
+                  **({"initialised_from": cfg.init_from} if cfg.init_from else {}),
+                  **({"metrics": metrics} if metrics else {})},
         preprocessing={"normalization": "instance (mean/std of the zero-filled input)", "crop": [320, 320],
                        "clamp": 6.0, "output": "de-normalised out * std + mean"},
         intended={"acceleration": cfg.accelerations, "center_fraction": cfg.center_fractions, "mask": cfg.mask},
