@@ -95,7 +95,9 @@ def screen_losses(model: torch.nn.Module, image: np.ndarray, features: np.ndarra
         x = torch.stack(tiles_in)[:, None]
         with _instance_norm_hooks(model, stats, record=False):
             out = model(x)[:, 0]
-        losses[start:start + len(supports)] = region_nmse(out, torch.stack(tiles_tgt), torch.stack(tiles_reg)).cpu().numpy()
+        energy = (target ** 2).flatten(1).sum(1)
+        losses[start:start + len(supports)] = region_nmse(out, torch.stack(tiles_tgt), torch.stack(tiles_reg),
+                                                          energy).cpu().numpy()
     return losses
 
 
