@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self._bindings: list[Binding] = []
         self._overlay_bindings: list[Binding] = []
         self._guide: QDialog | None = None
+        self.mri_dock: Any = None  # the MRI reconstruction & FNAF panel, created on first use
 
         # centre: the viewer
         self.viewer = ViewerWidget(self.state)
@@ -135,6 +136,7 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._connect_state()
+        self.seriesLoaded.connect(self._series_for_tools)
         self.device_job = self.runner.submit(
             describe_device_job, key="device", label="Detecting device", quiet=True,
             on_result=self._device_found, on_error=self._device_failed,
@@ -202,6 +204,11 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         v.addAction(self.browser_dock.toggleViewAction())
         v.addAction(self.log_dock.toggleViewAction())
+
+        t = mb.addMenu("&Tools")
+        self.act_mri_lab = self._action(t, "&MRI lab (reconstruction && FNAF)", self.show_mri_lab,
+                                        tip="Reconstruct under-sampled MRI with the models, compare them and "
+                                            "place or search false-negative adversarial features")
 
         h = mb.addMenu("&Help")
         self.act_guide = self._action(h, "&Mouse and keyboard guide", self.show_guide, "F1")
@@ -372,6 +379,31 @@ class MainWindow(QMainWindow):
         views = getattr(self.viewer, "views", None) or []
         (views[0] if views else self.viewer).setFocus(Qt.FocusReason.OtherFocusReason)
 
+    # -- tools ---------------------------------------------------------------------------------------------------
+    def show_mri_lab(self) -> Any:
+        """Show (creating once) the MRI reconstruction & FNAF dock, fed with the open MR series."""
+        from reviewer.gui.mri_panel import MriPanel
+
+        if self.mri_dock is None:
+            self.mri_dock = MriPanel(self)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.mri_dock)
+            self.resizeDocks([self.mri_dock], [400], Qt.Orientation.Horizontal)
+            if self.state.primary is not None:
+                self.mri_dock.series_opened(self.state.primary.volume)
+        self.mri_dock.show()
+        self.mri_dock.raise_()
+        return self.mri_dock
+
+    def _series_for_tools(self, volume: Volume) -> None:
+        """A fastMRI series opens the MRI lab; an open lab follows the series shown."""
+        if (volume.metadata or {}).get("format") == "fastmri" and self.mri_dock is None:
+            self.show_mri_lab()  # feeds it the series
+            return
+        if (volume.metadata or {}).get("format") == "fastmri":
+            self.mri_dock.show()
+        if self.mri_dock is not None:
+            self.mri_dock.series_opened(volume)
+
     # -- demo --------------------------------------------------------------------------------------------------
     def open_demo_job(self) -> None:
         from reviewer.demo import generate_demo
@@ -512,6 +544,8 @@ class MainWindow(QMainWindow):
             pass
         if self._guide is not None:
             self._guide.close()
+        if self.mri_dock is not None:
+            self.mri_dock.unbind()
         super().closeEvent(event)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QGraphicsSimpleTextItem
+from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem
 
 from reviewer.gui.overlay_items import OverlayItems
 from reviewer.view.reslice import DisplayFrame
@@ -27,6 +27,7 @@ from reviewer.view.windowing import WindowLUT
 
 CROSSHAIR_COLORS = {"axial": (230, 80, 80), "coronal": (80, 200, 80), "sagittal": (230, 200, 60)}
 LABEL_COLOR = QColor(255, 220, 120)
+CAPTION_COLOR = QColor(150, 220, 255)
 TEXT_COLOR = QColor(230, 230, 230)
 
 
@@ -119,8 +120,15 @@ class SliceView(pg.GraphicsView):
         self.title = _text_item(10, TEXT_COLOR, bold=True)
         self.title.setText(pane_name if show_title else "")
         self.info = _text_item(9)
+        self.caption = _text_item(9, CAPTION_COLOR)
+        self.caption_bg = QGraphicsRectItem()  # dark backing so captions stay legible on bright anatomy
+        self.caption_bg.setBrush(QColor(0, 0, 0, 150))
+        self.caption_bg.setPen(pg.mkPen(None))
+        self.caption_bg.setZValue(999)
+        self.caption_bg.setVisible(False)
+        scene.addItem(self.caption_bg)
         self.edge = {k: _text_item(13, LABEL_COLOR, bold=True) for k in ("left", "right", "top", "bottom")}
-        for item in (self.title, self.info, *self.edge.values()):
+        for item in (self.title, self.info, self.caption, *self.edge.values()):
             scene.addItem(item)
 
         self._mouse_proxy = pg.SignalProxy(scene.sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
@@ -140,6 +148,7 @@ class SliceView(pg.GraphicsView):
         ev.inverted.connect(self._on_window)
         ev.view.connect(self._on_view)
         ev.overlays.connect(self._on_overlays)
+        ev.captions.connect(self._on_captions)
         self._bound = True
 
     def unbind(self) -> None:
@@ -151,6 +160,7 @@ class SliceView(pg.GraphicsView):
         ev.inverted.disconnect(self._on_window)
         ev.view.disconnect(self._on_view)
         ev.overlays.disconnect(self._on_overlays)
+        ev.captions.disconnect(self._on_captions)
         self._mouse_proxy.disconnect()
         self._bound = False
 
@@ -186,6 +196,10 @@ class SliceView(pg.GraphicsView):
         # setRect needs an image; pixel centres land on integer multiples of the pixel size
         self.image.setRect(QRectF(-0.5 * sx, -0.5 * sy, fr.width * sx, fr.height * sy))
         self._apply_view()
+        self._on_captions(None)
+
+    def _on_captions(self, _value) -> None:
+        self.caption.setText(self.state.caption(self.pane_name))
         self._place_texts()
 
     def _on_crosshair(self, _value) -> None:
@@ -265,6 +279,11 @@ class SliceView(pg.GraphicsView):
         W, H = r.width(), r.height()
         m = 6
         self.title.setPos(m, m)
+        tb = self.title.boundingRect()
+        self.caption.setPos(m, m + (tb.height() if self.title.text() else 0))
+        cb = self.caption.boundingRect()
+        self.caption_bg.setVisible(bool(self.caption.text()))
+        self.caption_bg.setRect(self.caption.x() - 3, self.caption.y() - 1, cb.width() + 6, cb.height() + 2)
         ib = self.info.boundingRect()
         self.info.setPos(m, H - ib.height() - m)
         e = self.edge
@@ -286,6 +305,7 @@ class SliceView(pg.GraphicsView):
         x, y = self.view_to_display(view_pos)
         world = self.frame.display_to_world((x, y, float(self.slice_index())))
         self.state.set_crosshair(world)
+        self.state.report_click(self.pane_name, world)
 
     def on_drag(self, ev) -> None:
         button = ev.button()

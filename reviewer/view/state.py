@@ -24,7 +24,16 @@ from reviewer.view.reslice import ORIENTATIONS, DisplayFrame, check_orientation,
 LAYOUTS = ("single", "mpr", "compare")
 MAX_PANES = 4
 
-EVENT_NAMES = ("panes", "layout", "orientation", "window", "inverted", "crosshair", "view", "overlays")
+EVENT_NAMES = ("panes", "layout", "orientation", "window", "inverted", "crosshair", "view", "overlays", "captions",
+               "clicked")
+
+
+@dataclass(frozen=True)
+class Click:
+    """A left click on a pane (payload of ``events.clicked``): the pane's name and the world LPS point."""
+
+    pane: str
+    world: tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class ViewerState:
         self._crosshair = np.zeros(3)
         self._views: dict[str, ViewTransform] = {o: ViewTransform() for o in ORIENTATIONS}
         self._overlays: list[Overlay] = []
+        self._captions: dict[str, str] = {}
         self.preset_name: str = ""
         if volume is not None:
             self.set_primary(volume, name)
@@ -150,6 +160,9 @@ class ViewerState:
             self.events.crosshair.emit(self.crosshair)
             self._reset_window()
             self._reset_views()
+            if self._captions:
+                self._captions = {}
+                self.events.captions.emit(self.captions)
             if self._layout == "compare":
                 self._layout = "single"
                 self.events.layout.emit(self._layout)
@@ -177,6 +190,40 @@ class ViewerState:
             raise ValueError("cannot remove the last pane; use set_primary to change the image")
         self._panes.remove(pane)
         self.events.panes.emit(self.panes)
+        if self._captions.pop(name, None) is not None:
+            self.events.captions.emit(self.captions)
+
+    # -- captions (per-pane text, e.g. metrics of a reconstruction) ----------------------------------------------
+    @property
+    def captions(self) -> dict[str, str]:
+        return dict(self._captions)
+
+    def caption(self, pane: str) -> str:
+        return self._captions.get(pane, "")
+
+    def set_caption(self, pane: str, text: str) -> None:
+        """Text shown in the corner of the pane named ``pane`` (empty text removes it); fires ``captions``."""
+        text = str(text or "")
+        if self._captions.get(pane, "") == text:
+            return
+        if text:
+            self._captions[pane] = text
+        else:
+            self._captions.pop(pane, None)
+        self.events.captions.emit(self.captions)
+
+    def set_captions(self, captions: dict[str, str]) -> None:
+        """Replace all captions at once (one event)."""
+        new = {k: str(v) for k, v in captions.items() if v}
+        if new != self._captions:
+            self._captions = new
+            self.events.captions.emit(self.captions)
+
+    # -- clicks --------------------------------------------------------------------------------------------------
+    def report_click(self, pane: str, world: Any) -> None:
+        """A widget reports a left click on ``pane`` at a world point; tools listen to ``events.clicked``."""
+        w = np.asarray(world, dtype=float).reshape(3)
+        self.events.clicked.emit(Click(str(pane), (float(w[0]), float(w[1]), float(w[2]))))
 
     # -- layout / orientation -------------------------------------------------------------------------------------
     def set_layout(self, name: str) -> None:
