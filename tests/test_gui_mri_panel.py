@@ -99,7 +99,7 @@ def test_reconstruct_place_and_search(lab_window, qtbot):
         text = v.caption.text()
         assert "IP" in text, (v.pane_name, text)
         if v.pane_name.startswith("tiny"):
-            assert "masked NMSE" in text and ("HIT" in text or "MISS" in text)
+            assert "attack loss" in text and ("HIT" in text or "MISS" in text)
         assert v.overlay_items("FNAF loss region")._items()  # the loss-region box is drawn in every pane
     assert panel.fnaf_table.rowCount() == 2
 
@@ -116,4 +116,4 @@ def test_reconstruct_place_and_search(lab_window, qtbot):
         assert panel.results_list.currentRow() == 1
         qtbot.mouseClick(panel.prev_button, Qt.MouseButton.LeftButton)
         assert panel.feature is panel.search_results[0]
-    assert "masked NMSE" in state.caption("tiny-robust")
+    assert "attack loss" in state.caption("tiny-robust")

@@ -3,7 +3,7 @@
 Reconstruct (a job) -> the linked comparison layout shows ground truth | zero-filled | model(s), each pane
 captioned with SSIM / NMSE / PSNR (volume and current slice). "Place on click" adds an FNAF feature where the
 ground-truth pane is clicked; the feature's loss region is a world-coordinate box overlay in every pane and
-every caption gets the masked NMSE, HIT / MISS and the information-preservation value. Search runs as a job and
+every caption gets the attack loss, HIT / MISS and the information-preservation value. Search runs as a job and
 lists the worst features; selecting one (or Next / Previous) applies it to every pane. Workers never touch
 widgets: results come back through the main window's JobRunner.
 """
@@ -586,7 +586,7 @@ class MriPanel(QDockWidget):
                                  f"(feature {'survives' if fr.ip_ok else 'lost in'} under-sampling)")
                 else:
                     sc = fr.scores[name]
-                    lines.append(f"FNAF: masked NMSE {sc.loss:.2e} → {'HIT (lost)' if sc.hit else 'MISS (kept)'}")
+                    lines.append(f"FNAF: attack loss {sc.loss:.2e} → {'HIT (lost)' if sc.hit else 'MISS (kept)'}")
                     lines.append(f"IP {sc.ip:.2e} {'PASS' if sc.ip_ok else 'FAIL'}")
             caps[name] = "\n".join(x for x in lines if x)
         return caps
@@ -673,7 +673,7 @@ class MriPanel(QDockWidget):
             desc += f"; intensity {p['intensity_value']:.4g}"
         if fr.attack != "placed":
             desc += f"; found by {fr.attack.upper()} against {fr.searched_model}"
-        self.feature_label.setText(desc + f"; hit if masked NMSE ≥ {fr.hit_threshold:g}, IP pass if ≥ "
+        self.feature_label.setText(desc + f"; hit if attack loss ≥ {fr.hit_threshold:g}, IP pass if ≥ "
                                    f"{fr.ip_epsilon:g}")
         names = list(fr.scores)
         t.setRowCount(len(names))

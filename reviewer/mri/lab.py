@@ -105,7 +105,7 @@ class ModelScore:
     """One model on one feature: the output slice and the FNAF measurements."""
 
     output: np.ndarray  # (320, 320) de-normalised model output on (ground truth + feature)
-    loss: float  # masked NMSE in the loss region
+    loss: float  # attack loss in the loss region
     hit: bool  # loss >= hit threshold: the model lost the feature
     ip: float
     ip_ok: bool
@@ -458,5 +458,5 @@ def format_metrics(m: dict[str, float]) -> str:
 
 
 def format_score(s: ModelScore) -> str:
-    return (f"masked NMSE {s.loss:.2e} {'HIT (lost)' if s.hit else 'MISS (kept)'}  "
+    return (f"attack loss {s.loss:.2e} {'HIT (lost)' if s.hit else 'MISS (kept)'}  "
             f"IP {s.ip:.1e} {'PASS' if s.ip_ok else 'FAIL'}")
