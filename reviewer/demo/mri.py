@@ -21,7 +21,7 @@ from scipy import ndimage
 from reviewer.mri.fft import fft2c, ifft2c  # noqa: F401  (re-exported for the generators' users)
 from reviewer.mri.transforms import center_crop as _center_crop
 
-GENERATOR_VERSION = "2"  # 2: PD contrast with a surface-coil sensitivity profile (fastMRI-like dynamic range)
+GENERATOR_VERSION = "3"  # 2: PD contrast with a surface-coil sensitivity profile (fastMRI-like dynamic range)
 FASTMRI_SHAPE = (640, 368)
 FOV_MM = (280.0, 161.0)  # readout (rows) x phase (cols); 0.4375 mm pixels at 640 x 368
 RECON_SIZE = 320
@@ -117,8 +117,8 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
     lat = abs(t)
     hw = p["leg"] * (1.0 - 0.12 * lat ** 2) + 6.0 * np.exp(-((v / 40.0) ** 2)) + 0.04 * np.clip(v, 0, None)
     leg = np.abs(u) - hw
-    paint(leg, 0.25)  # skin
-    paint(leg + 1.5, 0.5 + 0.04 * tex_fine)  # subcutaneous fat
+    paint(leg, 0.15)  # skin
+    paint(leg + 1.5, 0.42 + 0.04 * tex_fine)  # subcutaneous fat
     # muscles: thigh (vastus) above, gastrocnemius heads below, stronger in posterior slices
     musc_w = hw - p["fat"]
     mw = musc_w - 2.0
@@ -130,7 +130,7 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
         _ellipse(u + 0.5 * mw, v + 125.0 - 30.0 * min(t, 0), lat_w, 85.0),
     ]
     for b in bellies:
-        paint(np.maximum(b, np.abs(u) - musc_w), 0.2 + 0.04 * tex_musc)
+        paint(np.maximum(b, np.abs(u) - musc_w), 0.11 + 0.03 * tex_musc)
 
     # femur: shaft flaring into two condyles, notch between them (deeper posteriorly)
     sep, cr = p["condyle_sep"], p["condyle_r"]
@@ -159,13 +159,13 @@ def _knee_slice(p: dict[str, float], t: float, shape: tuple[int, int], fov: tupl
 
     # cartilage (under the bone so bone paints over it), fluid line in the joint
     cart = p["cart"]
-    paint(np.maximum(femur - cart, v - c_v), 0.38 + 0.03 * tex_fine)
-    paint(np.maximum(np.maximum(tibia - cart, tp - cart - 2 - v), np.abs(u) - pl + 2), 0.38 + 0.03 * tex_fine)
+    paint(np.maximum(femur - cart, v - c_v), 0.3 + 0.03 * tex_fine)
+    paint(np.maximum(np.maximum(tibia - cart, tp - cart - 2 - v), np.abs(u) - pl + 2), 0.3 + 0.03 * tex_fine)
     joint = np.maximum(np.abs(v - (tp + cart + 0.4 + 0.15 * cart * np.cos(u / 12))) - 0.45, np.abs(u) - pl + 6)
     paint(joint, 0.85)
-    for bone, marrow in ((femur, 0.42), (tibia, 0.4), (fib, 0.4)):
+    for bone, marrow in ((femur, 0.24), (tibia, 0.22), (fib, 0.22)):
         paint(bone, 0.05)  # cortex
-        paint(bone + 1.8, marrow + 0.05 * tex_fine)
+        paint(bone + 1.8, marrow + 0.04 * tex_fine)
     # physeal scars: thin dark lines across the metaphyses
     paint(np.maximum(np.abs(v - (c_v + 22 + 3 * np.cos(u / 9))) - 0.6, femur + 2.5), 0.18)
     paint(np.maximum(np.abs(v - (tp - 20 + 2 * np.cos(u / 8))) - 0.6, tibia + 2.5), 0.18)
@@ -213,7 +213,7 @@ def make_mri_slices(seed: int = 0, n_slices: int = 14, shape: tuple[int, int] = 
     vv = ((np.arange(rows) - (rows - 1) / 2) * fov_mm[0] / rows)[:, None]
     uu = ((np.arange(shape[1]) - (shape[1] - 1) / 2) * fov_mm[1] / shape[1])[None, :]
     # receive sensitivity: a knee coil is most sensitive near the skin, so lateral tissue is brightest
-    surface = 1.0 + 1.6 * np.clip(np.abs(uu) / 62.0, 0, 1.2) ** 4
+    surface = 1.0 + 3.0 * np.clip(np.abs(uu) / 62.0, 0, 1.2) ** 6
     bias = (np.exp(-((vv / 150.0) ** 2)) * (1.0 + 0.12 * uu / 80.0 + 0.05 * vv / 140.0) * surface).astype(np.float32)
     prng = np.random.default_rng(p["phase_seed"])
     base_phase = _smooth_phase(prng, shape)
