@@ -35,6 +35,7 @@ class SliceAttack:
     row: int
     col: int
     values: np.ndarray = field(repr=False, default=None)
+    lost_fraction: float = float("nan")
 
 
 @dataclass
@@ -58,7 +59,7 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
     report = FnafReport(settings={"acceleration": acceleration, "center_fraction": center_fraction,
                                   "mask": mask_kind, "attack": attack, "tries": tries, "seed": seed,
                                   "hit_threshold": s.hit_threshold, "ip_epsilon": s.ip_epsilon})
-    per_model = {name: {"losses": [], "hits": 0, "n": 0, "drawn": 0, "ip_ok": 0, "gt": [], "rec": []}
+    per_model = {name: {"losses": [], "lost": [], "hits": 0, "n": 0, "drawn": 0, "ip_ok": 0, "gt": [], "rec": []}
                  for name in models}
     best_features: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     work = []
@@ -97,8 +98,9 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
                 pm["n"] += 1
                 pm["hits"] += int(c.hit)
                 pm["losses"].append(c.loss)
+                pm["lost"].append(c.lost_fraction)
                 report.attacks.append(SliceAttack(f.name, i, name, c.loss, c.hit, c.ip, c.feature.center[0],
-                                                  c.feature.center[1], c.values))
+                                                  c.feature.center[1], c.values, c.lost_fraction))
                 best_features.setdefault((f.name, i), {})[name] = c.values
     for name, pm in per_model.items():
         gt = np.concatenate(pm["gt"]) if pm["gt"] else np.zeros((1, 1, 1))
@@ -109,6 +111,7 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
             "mean_loss": float(np.mean(pm["losses"])) if pm["losses"] else 0.0,
             "median_loss": float(np.median(pm["losses"])) if pm["losses"] else 0.0,
             "ip_acceptance": pm["ip_ok"] / pm["drawn"] if pm["drawn"] else 0.0,
+            "mean_lost_fraction": float(np.nanmean(pm["lost"])) if pm["lost"] else 0.0,
             # per volume, then averaged (fastMRI's evaluation)
             "ssim": float(np.mean([metrics.ssim(g, r) for g, r in vols])) if vols else 0.0,
             "nmse": float(np.mean([metrics.nmse(g, r) for g, r in vols])) if vols else 0.0,
@@ -144,10 +147,11 @@ def format_report(report: FnafReport) -> str:
         lines.append(f"{name:<28}{m['ssim']:>9.4f}{m['nmse']:>10.5f}{m['psnr']:>9.2f}")
     atk = st.get("attack", "rs").upper()
     lines += ["", f"Table 2: FNAF attack ({acc}, {atk}, {st.get('tries')} tries per slice)",
-              f"{'':<28}{'attack rate %':>14}{'mean loss':>11}{'median loss':>13}{'IP accept %':>13}"]
+              f"{'':<28}{'attack rate %':>14}{'mean loss':>11}{'median loss':>13}{'IP accept %':>13}"
+              f"{'lost %':>9}"]
     for name, m in report.models.items():
         lines.append(f"{name:<28}{100 * m['attack_rate']:>14.2f}{m['mean_loss']:>11.6f}{m['median_loss']:>13.6f}"
-                     f"{100 * m['ip_acceptance']:>13.2f}")
+                     f"{100 * m['ip_acceptance']:>13.2f}{100 * m['mean_lost_fraction']:>9.1f}")
     if len(report.transfer) > 1:
         names = list(report.transfer)
         lines += ["", "Transfer: attack rate % of features found on (row) scored on (column)",
@@ -163,14 +167,16 @@ def write_outputs(report: FnafReport, out: Path, image_shape: tuple[int, int] = 
     p = out / "fnaf_attacks.csv"
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "slice", "model", "attack_loss", "hit", "ip_mse", "row", "col"])
+        w.writerow(["file", "slice", "model", "attack_loss", "hit", "ip_mse", "row", "col", "lost_fraction"])
         for a in report.attacks:
-            w.writerow([a.file, a.slice, a.model, f"{a.loss:.6g}", int(a.hit), f"{a.ip:.6g}", a.row, a.col])
+            w.writerow([a.file, a.slice, a.model, f"{a.loss:.6g}", int(a.hit), f"{a.ip:.6g}", a.row, a.col,
+                        f"{a.lost_fraction:.4g}"])
     written.append(p)
     p = out / "fnaf_summary.csv"
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
-        keys = ["attack_rate", "mean_loss", "median_loss", "ip_acceptance", "ssim", "nmse", "psnr", "slices"]
+        keys = ["attack_rate", "mean_loss", "median_loss", "ip_acceptance", "mean_lost_fraction", "ssim", "nmse",
+                "psnr", "slices"]
         w.writerow(["model"] + keys)
         for name, m in report.models.items():
             w.writerow([name] + [m[k] for k in keys])

@@ -87,6 +87,7 @@ class FeatureScore:
     ip: float  # information-preservation MSE
     ip_ok: bool  # the feature survives under-sampling
     exact: bool = True  # False: a screened (approximate) loss, used for ranking only
+    lost_fraction: float = float("nan")  # loss / the loss of a model that drops the feature entirely
 
 
 @torch.no_grad()
@@ -106,6 +107,9 @@ def score_features(model: torch.nn.Module, image: np.ndarray, features: np.ndarr
         res = forward(model, img[None] + feats, cols)
         loss = region_nmse(res.output, res.target, torch.as_tensor(regions, device=device))
         ip = ip_mse(img[None].expand_as(feats), feats, cols)
-        for lo, i in zip(loss.tolist(), ip.tolist()):
-            scores.append(FeatureScore(lo, lo >= hit_threshold, i, i >= ip_epsilon))
+        # a model that returned the clean image would score sum((f / std)^2) / sum(target^2): the reference
+        # that says which fraction of the feature's energy was lost
+        lost_all = ((feats / (res.std + EPS)) ** 2).flatten(1).sum(1) / (res.target ** 2).flatten(1).sum(1)
+        for lo, i, la in zip(loss.tolist(), ip.tolist(), lost_all.tolist()):
+            scores.append(FeatureScore(lo, lo >= hit_threshold, i, i >= ip_epsilon, lost_fraction=lo / max(la, 1e-12)))
     return scores

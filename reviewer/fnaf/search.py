@@ -31,6 +31,7 @@ class Candidate:
     ip_ok: bool
     attack: str
     exact: bool = True  # False: screened loss (ranking only), see reviewer.fnaf.screening
+    lost_fraction: float = float("nan")  # share of the feature's energy the model lost (1 = dropped entirely)
 
     @property
     def values(self) -> np.ndarray:
@@ -76,7 +77,8 @@ def _candidates(image, features: list[Feature], model, mask_cols, s: SearchSetti
                                         ip_epsilon=s.ip_epsilon)
     else:
         scores = score_features(model, image, values, mask_cols, s.batch_size, s.hit_threshold, s.ip_epsilon)
-    return [Candidate(f, sc.loss, sc.ip, sc.hit, sc.ip_ok, attack, sc.exact) for f, sc in zip(features, scores)]
+    return [Candidate(f, sc.loss, sc.ip, sc.hit, sc.ip_ok, attack, sc.exact, sc.lost_fraction)
+            for f, sc in zip(features, scores)]
 
 
 def _rank(cands: list[Candidate], top: int) -> list[Candidate]:
