@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = bsub.add_parser("recon", help="U-Net slices/s and batched vs single FNAF candidate evaluation")
     b.add_argument("--model", help="model name or card (default: the demo standard U-Net when shipped)")
     b.add_argument("--chans", type=int, default=32, help="U-Net width when no model is available")
-    b.add_argument("--candidates", type=int, default=32)
+    b.add_argument("--candidates", type=int, default=128, help="random-search candidates on one slice")
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     return parser
 
@@ -292,8 +292,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.bench == "recon":
         from reviewer.mri.bench_recon import run_recon_bench
 
-        result = run_recon_bench(chans=args.chans, candidates=args.candidates, batch_size=args.candidates,
-                                 model_name=args.model)
+        result = run_recon_bench(chans=args.chans, candidates=args.candidates, model_name=args.model)
     else:
         from reviewer.io.bench_io import run_io_bench
 

@@ -155,6 +155,12 @@ def test_screening_ranks_like_exact_scoring_and_confirms_exactly():
     rel = np.abs(screen_losses(model, img, feats, cols, tile=64) - exact) / exact
     assert np.median(rel) < 0.1 and rel.max() < 0.2
     assert spearmanr(screen_losses(model, img, feats, cols, tile=96), exact)[0] > 0.9
+    # the zero-filled inputs are exact: the screened IP equals the FFT-based one
+    from reviewer.fnaf.forward import ip_mse
+
+    _, ips = screen_losses(model, img, feats, cols, tile=64, return_ip=True)
+    ref = ip_mse(torch.as_tensor(img)[None].expand(len(feats), n, n), torch.as_tensor(feats), torch.as_tensor(cols))
+    np.testing.assert_allclose(ips, ref.numpy(), rtol=1e-3)
     scores = screened_search_scores(model, img, feats, cols, confirm=3)
     confirmed = [i for i, s in enumerate(scores) if s.exact]
     assert len(confirmed) == 3

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from reviewer.fnaf.forward import CLAMP, EPS, FeatureScore, region_nmse, score_features, zero_filled_batch
+from reviewer.fnaf.forward import CLAMP, EPS, FeatureScore, region_nmse, score_features
 
 ALIGN = 16  # 2 ** num_pool_layers of a 4-level U-Net
 
@@ -55,64 +55,93 @@ def _tile_origin(center: float, size: int, extent: int, align: int = ALIGN) -> i
     return max(0, min(last, start))
 
 
+def column_responses(mask_cols: np.ndarray) -> np.ndarray:
+    """Row response of the under-sampling to a unit impulse at each column: row c is
+    ``ifft1c(mask * fft1c(delta_c))``. Masking k-space columns leaves rows untouched, so the zero-filled image of
+    (image + feature) is the clean zero-filled image plus, on each feature pixel's row, its value times this row."""
+    n = mask_cols.size
+    eye = np.eye(n, dtype=np.complex64)
+    k = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(eye, axes=-1), axis=-1, norm="ortho"), axes=-1)
+    return np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(k * mask_cols[None, :], axes=-1), axis=-1, norm="ortho"),
+                           axes=-1).astype(np.complex64)
+
+
 @torch.no_grad()
 def screen_losses(model: torch.nn.Module, image: np.ndarray, features: np.ndarray, mask_cols: np.ndarray,
-                  tile: int = 64, batch_size: int = 64) -> np.ndarray:
-    """Approximate attack losses of N candidate features (N, H, W) on one image, one tile per candidate."""
+                  tile: int = 64, batch_size: int = 64, return_ip: bool = False):
+    """Approximate attack losses of N candidate features (N, H, W) on one image, one tile per candidate.
+
+    The zero-filled inputs are exact (sparse row updates of the clean zero-filled image, see
+    :func:`column_responses`), and so is the information-preservation MSE returned with ``return_ip``; only the
+    network runs on a tile with frozen statistics.
+    """
+    from reviewer.mri.fft import fft2c, ifft2c
+
     device = next(model.parameters()).device
-    img = torch.as_tensor(image, dtype=torch.float32, device=device)
-    cols = torch.as_tensor(mask_cols, dtype=torch.float32, device=device)
+    img = np.asarray(image, dtype=np.float32)
     h, w = img.shape
     tile_h, tile_w = min(tile, h), min(tile, w)
-    # clean pass: input statistics and every InstanceNorm layer's statistics
-    zf_clean = zero_filled_batch(img[None], cols)
-    mean, std = zf_clean.mean(), zf_clean.std()
+    zc_clean = ifft2c(fft2c(img.astype(np.complex64)) * mask_cols[None, :]).astype(np.complex64)
+    zf_clean = np.abs(zc_clean)
+    mean, std = float(zf_clean.mean()), float(zf_clean.std(ddof=1))
+    scale = 1.0 / (std + EPS)
     stats: dict = {}
     with _instance_norm_hooks(model, stats, record=True):
-        model(((zf_clean - mean) / (std + EPS)).clamp(-CLAMP, CLAMP)[:, None])
-    losses = np.empty(len(features), dtype=np.float64)
-    k_clean = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(img.to(torch.complex64)), norm="ortho"))
-    for start in range(0, len(features), batch_size):
-        feats = torch.as_tensor(np.asarray(features[start:start + batch_size]), dtype=torch.float32, device=device)
-        # zero-filled of image + feature by linearity: shared clean k-space plus each feature's k-space
-        k_feat = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(feats.to(torch.complex64), dim=(-2, -1)),
-                                                   dim=(-2, -1), norm="ortho"), dim=(-2, -1))
-        k = (k_clean[None] + k_feat) * cols
-        zf = torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=(-2, -1)), dim=(-2, -1), norm="ortho"),
-                                dim=(-2, -1)).abs()
-        inp = ((zf - mean) / (std + EPS)).clamp(-CLAMP, CLAMP)
-        target = ((img[None] + feats - mean) / (std + EPS)).clamp(-CLAMP, CLAMP)
-        supports = (feats != 0).cpu().numpy()
-        tiles_in, tiles_tgt, tiles_reg = [], [], []
-        for f, sup in enumerate(supports):
-            region = ndimage.binary_dilation(sup, np.ones((3, 3), bool))
-            rows, cols_ = np.nonzero(region)
-            r0 = _tile_origin(rows.mean(), tile_h, h)
-            c0 = _tile_origin(cols_.mean(), tile_w, w)
-            tiles_in.append(inp[f, r0:r0 + tile_h, c0:c0 + tile_w])
-            tiles_tgt.append(target[f, r0:r0 + tile_h, c0:c0 + tile_w])
-            tiles_reg.append(torch.as_tensor(region[r0:r0 + tile_h, c0:c0 + tile_w], device=device))
-        x = torch.stack(tiles_in)[:, None]
+        x = torch.as_tensor(np.clip((zf_clean - mean) * scale, -CLAMP, CLAMP), device=device)
+        model(x[None, None])
+    resp = column_responses(np.asarray(mask_cols, dtype=np.float32))
+    target_clean_energy = float(np.sum(np.clip((img - mean) * scale, -CLAMP, CLAMP) ** 2))
+    n = len(features)
+    losses = np.empty(n, dtype=np.float64)
+    ips = np.empty(n, dtype=np.float64)
+    struct = np.ones((3, 3), bool)
+    for start in range(0, n, batch_size):
+        tiles_in, tiles_tgt, tiles_reg, energies = [], [], [], []
+        for f in range(start, min(n, start + batch_size)):
+            feat = np.asarray(features[f], dtype=np.float32)
+            rows, cols_ = np.nonzero(feat)
+            vals = feat[rows, cols_]
+            # zero-filled input with the feature, on the affected rows only (exact)
+            urows = np.unique(rows)
+            zc_rows = zc_clean[urows].copy()
+            for r, c, v in zip(rows, cols_, vals):
+                zc_rows[np.searchsorted(urows, r)] += v * resp[c]
+            zf_rows = np.abs(zc_rows)
+            ips[f] = float(np.sum(((zf_rows - zf_clean[urows]) * scale) ** 2)) / (h * w)
+            # tile around the loss region
+            rc, cc = rows.mean(), cols_.mean()
+            r0, c0 = _tile_origin(rc, tile_h, h), _tile_origin(cc, tile_w, w)
+            zf_tile = zf_clean[r0:r0 + tile_h, c0:c0 + tile_w].copy()
+            inside = (urows >= r0) & (urows < r0 + tile_h)
+            zf_tile[urows[inside] - r0] = zf_rows[inside][:, c0:c0 + tile_w]
+            tiles_in.append(np.clip((zf_tile - mean) * scale, -CLAMP, CLAMP))
+            tgt_img = img[r0:r0 + tile_h, c0:c0 + tile_w] + feat[r0:r0 + tile_h, c0:c0 + tile_w]
+            tgt = np.clip((tgt_img - mean) * scale, -CLAMP, CLAMP)
+            tiles_tgt.append(tgt)
+            tiles_reg.append(ndimage.binary_dilation(feat[r0:r0 + tile_h, c0:c0 + tile_w] != 0, struct))
+            # whole-target energy: the clean target's plus the change on the feature's pixels
+            base = np.clip((img[rows, cols_] - mean) * scale, -CLAMP, CLAMP)
+            new = np.clip((img[rows, cols_] + vals - mean) * scale, -CLAMP, CLAMP)
+            energies.append(target_clean_energy + float(np.sum(new ** 2 - base ** 2)))
+        x = torch.as_tensor(np.stack(tiles_in), dtype=torch.float32, device=device)[:, None]
         with _instance_norm_hooks(model, stats, record=False):
             out = model(x)[:, 0]
-        energy = (target ** 2).flatten(1).sum(1)
-        losses[start:start + len(supports)] = region_nmse(out, torch.stack(tiles_tgt), torch.stack(tiles_reg),
-                                                          energy).cpu().numpy()
-    return losses
+        t = torch.as_tensor(np.stack(tiles_tgt), dtype=torch.float32, device=device)
+        reg = torch.as_tensor(np.stack(tiles_reg), device=device)
+        e = torch.as_tensor(energies, dtype=torch.float32, device=device)
+        losses[start:start + len(tiles_in)] = region_nmse(out, t, reg, e).cpu().numpy()
+    return (losses, ips) if return_ip else losses
 
 
 def screened_search_scores(model: torch.nn.Module, image: np.ndarray, features: np.ndarray, mask_cols: np.ndarray,
                            confirm: int = 3, tile: int = 64, batch_size: int = 64, **thresholds) -> list[FeatureScore]:
     """Screen all candidates, then score the ``confirm`` most damaging (by screened loss, among IP-valid ones)
     exactly. Candidates not confirmed keep their screened loss and are never reported as hits."""
-    from reviewer.fnaf.forward import HIT_THRESHOLD, IP_EPSILON, ip_mse
+    from reviewer.fnaf.forward import HIT_THRESHOLD, IP_EPSILON
 
     hit_t = thresholds.get("hit_threshold", HIT_THRESHOLD)
     ip_e = thresholds.get("ip_epsilon", IP_EPSILON)
-    approx = screen_losses(model, image, features, mask_cols, tile, batch_size)
-    t = torch.as_tensor
-    ips = ip_mse(t(image, dtype=torch.float32)[None].expand(len(features), *image.shape),
-                 t(np.asarray(features), dtype=torch.float32), t(mask_cols, dtype=torch.float32)).numpy()
+    approx, ips = screen_losses(model, image, features, mask_cols, tile, batch_size, return_ip=True)
     scores = [FeatureScore(float(a), False, float(i), bool(i >= ip_e), exact=False) for a, i in zip(approx, ips)]
     valid = [n for n in np.argsort(-approx) if scores[n].ip_ok][:confirm]
     if valid:

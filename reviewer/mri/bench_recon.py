@@ -61,7 +61,7 @@ def _bench_image() -> np.ndarray:
     return (((xx - 160) ** 2 / 80 ** 2 + (yy - 160) ** 2 / 100 ** 2) < 1).astype(np.float32)
 
 
-def run_recon_bench(chans: int = 32, candidates: int = 32, batch_size: int = 32, repeats: int = 2,
+def run_recon_bench(chans: int = 32, candidates: int = 128, batch_size: int = 64, repeats: int = 2,
                     device=None, model_name: str | None = None) -> dict:
     from reviewer.device import describe_device, get_device
 
@@ -97,12 +97,14 @@ def run_recon_bench(chans: int = 32, candidates: int = 32, batch_size: int = 32,
         "batched_speedup": t_single / t_batched,
         "screening_rank_correlation": float(spearmanr(approx, exact)[0]),
         "screening_median_rel_error": float(np.median(np.abs(approx - exact) / np.maximum(exact, 1e-12))),
-        "same_worst_candidate": bool(int(np.argmax(approx)) == int(np.argmax(exact))),
+        # what the search needs: the truly worst candidate is among those confirmed exactly
+        "worst_candidate_confirmed": bool(int(np.argmax(exact)) in set(np.argsort(-approx)[:3].tolist())),
     }
     print(f"device: {result['device']}; {label}, 320x320")
     print(f"  reconstruction: {result['slices_per_s']:.2f} slices/s (batch 4)")
     print(f"  FNAF candidates: batched {result['batched_candidates_per_s']:.2f}/s vs one per pass "
           f"{result['single_candidates_per_s']:.2f}/s -> batched_speedup {result['batched_speedup']:.2f}x")
     print(f"  screening vs exact: rank correlation {result['screening_rank_correlation']:.3f}, median relative "
-          f"error {result['screening_median_rel_error']:.3f}, same worst candidate: {result['same_worst_candidate']}")
+          f"error {result['screening_median_rel_error']:.3f}, truly worst candidate among the 3 confirmed: "
+          f"{result['worst_candidate_confirmed']}")
     return result
