@@ -293,7 +293,9 @@ class MriPanel(QDockWidget):
         from reviewer.models.cards import list_cards
 
         try:
-            cards = list_cards(task="mri-reconstruction")
+            # standard models before their robust counterparts: panes read ground truth | zero-filled | standard | robust
+            cards = sorted(list_cards(task="mri-reconstruction"),
+                           key=lambda c: (bool(c.training.get("fnaf_robust")), c.name))
         except Exception as exc:  # noqa: BLE001 - a broken card must not break the panel
             cards = []
             self.notifier.warning(f"Model cards could not be read: {exc}")
