@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -279,6 +280,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         amp=not args.no_amp, max_steps=args.max_steps, init_from=args.init_from, command=command_line(args.argv),
     )
     summary = run_with_progress_bar(train_recon, cfg, resume=not args.no_resume, label="training")
+    if int(os.environ.get("RANK", 0)) != 0:  # under torchrun only rank 0 writes the card
+        return 0
     card = write_card(cfg, Path(summary["weights"]), Path(args.out) / f"{args.name}.json", data_desc=str(args.data))
     print(f"trained {summary['steps']} steps; weights {summary['weights']}; card {card}")
     return 0

@@ -94,3 +94,25 @@ def test_init_from_starts_at_given_weights(tmp_path):
     after = load_state_dict(tmp_path / "ft" / "last.safetensors")
     for k, v in start.state_dict().items():
         torch.testing.assert_close(after[k], v, atol=1e-5, rtol=0)  # a tiny learning rate barely moves it
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_data_parallel(tmp_path):
+    """`torchrun --nproc_per_node 2` trains with DistributedDataParallel (gloo on CPU); rank 0 writes the card."""
+    import subprocess
+    import sys
+
+    data = _dataset(tmp_path / "data", n_files=2, slices=2)
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         "-m", "reviewer", "--device", "cpu", "train", "recon", "--data", str(data), "--out", str(out),
+         "--name", "ddp", "--epochs", "1", "--batch-size", "1", "--chans", "4", "--pools", "2"],
+        capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("trained 2 steps") == 1  # 4 slices split over 2 ranks, batch 1: 2 steps each
+    card = json.loads((out / "ddp.json").read_text())
+    from reviewer.models.cards import build_model, read_card
+
+    build_model(read_card(out / "ddp.json"))
+    assert card["training"]["epochs"] == 1
