@@ -62,6 +62,7 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
     per_model = {name: {"losses": [], "lost": [], "hits": 0, "n": 0, "drawn": 0, "ip_ok": 0, "gt": [], "rec": []}
                  for name in models}
     best_features: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    image_masks: dict = {}
     work = []
     for f in files:
         data = read_fastmri_kspace(f)
@@ -78,6 +79,7 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
         kmask = make_mask(mask_kind, acceleration, center_fraction, data.kspace.shape[-1], seed=validation_seed(f.name))
         imask = make_mask(mask_kind, acceleration, center_fraction, data.reference.shape[-1],
                           seed=validation_seed(f.name))
+        image_masks[f.name] = imask  # reused by the transfer table
         for name, model in models.items():
             rec = reconstruct(model, data.kspace, kmask).output
             per_model[name]["gt"].append(data.reference)
@@ -103,8 +105,6 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
                                                   c.feature.center[1], c.values, c.lost_fraction))
                 best_features.setdefault((f.name, i), {})[name] = c.values
     for name, pm in per_model.items():
-        gt = np.concatenate(pm["gt"]) if pm["gt"] else np.zeros((1, 1, 1))
-        rec = np.concatenate(pm["rec"]) if pm["rec"] else np.zeros((1, 1, 1))
         vols = list(zip(pm["gt"], pm["rec"]))
         report.models[name] = {
             "attack_rate": pm["hits"] / pm["n"] if pm["n"] else 0.0,
@@ -118,11 +118,8 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
             "psnr": float(np.mean([metrics.psnr(g, r) for g, r in vols])) if vols else 0.0,
             "slices": pm["n"],
         }
-        del gt, rec
     # transfer: features found against `src` scored on `dst`
     refs = {(f.name, i): data.reference[i] for f, data, idx in work for i in idx}
-    masks = {f.name: make_mask(mask_kind, acceleration, center_fraction, data.reference.shape[-1],
-                               seed=validation_seed(f.name)).columns for f, data, _ in work}
     for src in models:
         report.transfer[src] = {}
         for dst, model in models.items():
@@ -130,7 +127,7 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
             for (fname, i), feats in best_features.items():
                 if src not in feats:
                     continue
-                sc = score_features(model, refs[(fname, i)], feats[src][None], masks[fname], 1,
+                sc = score_features(model, refs[(fname, i)], feats[src][None], image_masks[fname].columns, 1,
                                     s.hit_threshold, s.ip_epsilon)[0]
                 hits += int(sc.hit)
                 n += 1

@@ -139,28 +139,24 @@ class SliceView(pg.GraphicsView):
         self.refresh()
 
     # -- binding ---------------------------------------------------------------------------------------------------
+    def _connections(self) -> list:
+        """(state event, handler) pairs: one list, so binding and unbinding cannot drift apart."""
+        ev = self.state.events
+        return [(ev.crosshair, self._on_crosshair), (ev.window, self._on_window), (ev.inverted, self._on_window),
+                (ev.view, self._on_view), (ev.overlays, self._on_overlays), (ev.captions, self._on_captions)]
+
     def bind(self) -> None:
         if self._bound:
             return
-        ev = self.state.events
-        ev.crosshair.connect(self._on_crosshair)
-        ev.window.connect(self._on_window)
-        ev.inverted.connect(self._on_window)
-        ev.view.connect(self._on_view)
-        ev.overlays.connect(self._on_overlays)
-        ev.captions.connect(self._on_captions)
+        for event, handler in self._connections():
+            event.connect(handler)
         self._bound = True
 
     def unbind(self) -> None:
         if not self._bound:
             return
-        ev = self.state.events
-        ev.crosshair.disconnect(self._on_crosshair)
-        ev.window.disconnect(self._on_window)
-        ev.inverted.disconnect(self._on_window)
-        ev.view.disconnect(self._on_view)
-        ev.overlays.disconnect(self._on_overlays)
-        ev.captions.disconnect(self._on_captions)
+        for event, handler in self._connections():
+            event.disconnect(handler)
         self._mouse_proxy.disconnect()
         self._bound = False
 
