@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="OUT.nii.gz, OUT.nii, OUT.mhd or OUT.nrrd")
     p.add_argument("--series", help="SeriesInstanceUID to convert when the input holds several series")
 
-    p = sub.add_parser("demo", help="generate the demo CT and MRI data (deterministic) and open them")
+    p = demo_parser = sub.add_parser("demo", help="generate the demo CT and MRI data (deterministic) and open them")
     p.add_argument("--screenshot", metavar="PNG", help="render the demo window to a PNG and exit")
     p.add_argument("--no-gui", action="store_true", help="only generate the data and print where it is")
     p.add_argument("--out", metavar="DIR", help="where to write the demo data (default: the user cache)")
@@ -109,7 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--chans", type=int, default=32, help="U-Net width when no model is available")
     b.add_argument("--candidates", type=int, default=128, help="random-search candidates on one slice")
     b.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+
+    groups = {"train": tsub, "bench": bsub, "demo": demo_parser}
+    for module in _extensions():
+        module.register(sub, groups)
     return parser
+
+
+# Domain packages add their own commands: ``register(sub, groups)`` adds parsers to the top-level subparsers
+# ``sub`` or to ``groups['train' | 'bench']`` (subparsers) / ``groups['demo']`` (a parser), and sets
+# ``handler=fn(args) -> int`` with ``set_defaults``. Each module keeps heavy imports inside its handlers.
+EXTENSIONS = ("reviewer.detection.cli", "reviewer.studies.cli", "reviewer.export.cli")
+
+
+def _extensions():
+    import importlib
+
+    for name in EXTENSIONS:
+        try:
+            yield importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     cmd = args.command
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if cmd in (None, "gui"):
         from reviewer.gui.app import run_app
 
