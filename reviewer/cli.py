@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Domain packages add their own commands: ``register(sub, groups)`` adds parsers to the top-level subparsers
 # ``sub`` or to ``groups['train' | 'bench']`` (subparsers) / ``groups['demo']`` (a parser), and sets
 # ``handler=fn(args) -> int`` with ``set_defaults``. Each module keeps heavy imports inside its handlers.
-EXTENSIONS = ("reviewer.detection.cli", "reviewer.studies.cli", "reviewer.export.cli")
+EXTENSIONS = ("reviewer.luna16.cli", "reviewer.detection.cli", "reviewer.synthesis.cli", "reviewer.studies.cli",
+              "reviewer.export.cli")
 
 
 def _extensions():
