@@ -1,0 +1,310 @@
+"""De-identification: the PS3.15 basic profile (:mod:`reviewer.export.deid_profile`) applied to pydicom datasets,
+and the same scrubbing for text that leaves the app in other forms (JSON sidecars, manifests, PNG captions).
+
+One :class:`Deidentifier` serves one export: its UID map is consistent (the same source UID always becomes the
+same new UID, so SR and SEG references still resolve), deterministic (an HMAC of the UID under a key drawn for
+the export, not reversible without the key, which is never written) and shared by every object of the export.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import UID_dictionary
+
+from reviewer.export.deid_profile import (
+    BASIC_PROFILE,
+    CODES,
+    PATIENT_CHARACTERISTICS,
+    TYPE2_DATES,
+)
+
+TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+FREE_TEXT_VRS = {"LT", "ST", "UT"}
+KEEP_FREE_TEXT = {"DerivationDescription"}
+# dates / times of the patient that follow the table even when other dates are shifted
+PATIENT_DATES = {"PatientBirthDate", "PatientBirthTime", "LastMenstrualDate"}
+MIN_PHI_LEN = 4
+REMOVED = "[removed]"
+
+
+def _date_forms(value: str) -> list[str]:
+    """The spellings of a DICOM date (YYYYMMDD) that might appear in paths, JSON or captions."""
+    m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})", value.strip()[:8]) if len(value.strip()) >= 8 else None
+    if not m:
+        return [value]
+    y, mo, d = m.groups()
+    return [f"{y}{mo}{d}", f"{y}-{mo}-{d}", f"{mo}-{d}-{y}", f"{d}.{mo}.{y}", f"{y}/{mo}/{d}", f"{mo}/{d}/{y}"]
+
+
+@dataclass
+class DeidRecord:
+    """What one export did, for the manifest."""
+
+    enabled: bool
+    profile: str = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile"
+    options: list[str] = field(default_factory=list)
+    dates: str = "removed"  # removed | shifted (intervals kept) | kept
+    uids: str = "replaced consistently within this export (HMAC under a key that is not stored)"
+    private_tags: str = "removed"
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Deidentifier:
+    """Applies the basic profile to datasets and scrubs text; one instance per export.
+
+    ``shift_days``: Retain Longitudinal Temporal Information with Modified Dates (every date moves by the same
+    number of days, times kept, so intervals survive). ``keep_patient_characteristics``: the Retain Patient
+    Characteristics option (age, sex, size, weight). ``key``: HMAC key for UIDs and pseudonyms (random by default;
+    give the same key to several exports to keep their UIDs linkable).
+    """
+
+    def __init__(self, shift_days: int | None = None, keep_patient_characteristics: bool = False,
+                 key: bytes | None = None, pseudonym_prefix: str = "ANON"):
+        if shift_days is not None and int(shift_days) == 0:
+            raise ValueError("a date shift of 0 days keeps the dates: leave --shift-dates out to remove them")
+        self.shift_days = None if shift_days is None else int(shift_days)
+        self.keep_patient_characteristics = keep_patient_characteristics
+        self.key = key or secrets.token_bytes(32)
+        self.prefix = pseudonym_prefix
+        self.uid_map: dict[str, str] = {}
+        self.phi: set[str] = set()
+        self.counts: dict[str, int] = {}
+        self.warnings: list[str] = []
+        self.profile = dict(BASIC_PROFILE)
+        if keep_patient_characteristics:
+            self.profile.update({k: "K" for k in PATIENT_CHARACTERISTICS})
+
+    # -- maps --------------------------------------------------------------------------------------------------
+    def _digest(self, text: str) -> bytes:
+        return hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).digest()
+
+    def map_uid(self, uid: str) -> str:
+        """The export's replacement for ``uid`` (registered DICOM UIDs such as SOP classes are kept)."""
+        uid = str(uid).strip().rstrip("\x00")
+        if not uid or uid in UID_dictionary:
+            return uid
+        new = self.uid_map.get(uid)
+        if new is None:
+            new = "2.25." + str(int.from_bytes(self._digest("uid:" + uid)[:16], "big"))
+            self.uid_map[uid] = new
+        return new
+
+    def pseudonym(self, identity: str) -> str:
+        """A stable pseudonym (e.g. ANON-3F9A1C07B2) for a patient identity within this export."""
+        return f"{self.prefix}-{self._digest('patient:' + identity).hex()[:10].upper()}"
+
+    def shift_date(self, value: str) -> str:
+        """Shift a DA (YYYYMMDD) or the date part of a DT by ``shift_days``; unparsable values become empty."""
+        v = str(value).strip()
+        if len(v) < 8 or not v[:8].isdigit():
+            return ""
+        try:
+            d = _dt.date(int(v[:4]), int(v[4:6]), int(v[6:8])) + _dt.timedelta(days=self.shift_days or 0)
+        except ValueError:
+            return ""
+        return d.strftime("%Y%m%d") + v[8:]
+
+    # -- collecting identifying values --------------------------------------------------------------------------
+    def collect(self, datasets: Iterable[Dataset]) -> None:
+        """Remember the identifying values of the source (used to clean descriptors and to scrub text)."""
+        for ds in datasets:
+            self._collect(ds)
+
+    def _add_phi(self, value: str, vr: str) -> None:
+        value = str(value).strip().rstrip("\x00").strip()
+        if len(value) < MIN_PHI_LEN:
+            return
+        if vr in ("DA", "DT"):
+            self.phi.update(f for f in _date_forms(value) if len(f) >= MIN_PHI_LEN)
+            return
+        self.phi.add(value)
+        if vr == "PN":
+            for part in re.split(r"[\^=]", value):
+                if len(part.strip()) >= MIN_PHI_LEN:
+                    self.phi.add(part.strip())
+                    self.phi.add(part.strip().replace(" ", "_"))
+
+    def _collect(self, ds: Dataset) -> None:
+        for elem in ds:
+            if elem.VR == "SQ":
+                for item in elem.value or []:
+                    self._collect(item)
+                continue
+            if elem.VR not in TEXT_VRS or elem.value is None or elem.tag.is_private:
+                continue
+            action = self.profile.get(elem.keyword)
+            identifying = action in ("D", "Z", "X") or elem.VR in ("PN", "DA", "DT")
+            if elem.keyword in PATIENT_CHARACTERISTICS and self.keep_patient_characteristics:
+                identifying = False
+            if elem.VR == "TM" and self.shift_days is not None:
+                identifying = False  # times are kept with the modified-dates option
+            if not identifying or elem.VR == "UI":
+                continue
+            values = list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]
+            for v in values:
+                self._add_phi(str(v), elem.VR)
+
+    def contains_phi(self, text: str) -> bool:
+        return any(p in text for p in self.phi)
+
+    # -- datasets --------------------------------------------------------------------------------------------
+    def apply(self, source: Dataset) -> Dataset:
+        """A de-identified copy of ``source`` (the source is not modified)."""
+        self._collect(source)
+        ds = copy.deepcopy(source)
+        if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+            msg = (f"image {ds.get('InstanceNumber', '?')} of series {ds.get('SeriesNumber', '?')} is flagged "
+                   "BurnedInAnnotation=YES: identifying text may be burned into the pixels and is NOT removed")
+            if msg not in self.warnings:
+                self.warnings.append(msg)
+        patient = str(source.get("PatientID", "") or source.get("PatientName", "") or "unknown")
+        self._walk(ds, top=True, patient=patient)
+        self._stamp(ds)
+        if hasattr(ds, "file_meta") and "SOPInstanceUID" in ds:
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        return ds
+
+    def _count(self, action: str) -> None:
+        self.counts[action] = self.counts.get(action, 0) + 1
+
+    def _walk(self, ds: Dataset, top: bool, patient: str) -> None:
+        for elem in list(ds):
+            tag, kw, vr = elem.tag, elem.keyword, elem.VR
+            if tag.is_private:
+                del ds[tag]
+                self._count("private removed")
+                continue
+            if 0x5000 <= tag.group <= 0x50FF or (0x6000 <= tag.group <= 0x60FF and tag.element >= 0x1000):
+                del ds[tag]  # curves and overlay planes
+                self._count("curve/overlay removed")
+                continue
+            action = self.profile.get(kw)
+            if vr in ("DA", "DT", "TM") and kw not in PATIENT_DATES and (action in (None, "Z", "X")):
+                self._date(ds, elem, top)
+                continue
+            if action is None:
+                action = self._generic_action(elem)
+            if action == "X":
+                del ds[tag]
+            elif action == "Z":
+                elem.value = None if vr != "SQ" else DicomSequence([])
+            elif action == "D":
+                if kw in ("PatientName", "PatientID"):
+                    elem.value = self.pseudonym(patient) + ("^" if vr == "PN" else "")
+                else:
+                    elem.value = "ANONYMOUS^" if vr == "PN" else "ANONYMOUS"
+            elif action == "U":
+                elem.value = self._map_uids(elem.value)
+            elif action == "C":
+                if elem.value is not None and self.contains_phi(str(elem.value)):
+                    del ds[tag]
+                    action = "X"
+            elif action == "K" and vr == "SQ":
+                for item in elem.value or []:
+                    self._walk(item, top=False, patient=patient)
+            if action == "K" and vr in TEXT_VRS and vr != "UI" and elem.value is not None \
+                    and self.contains_phi(str(elem.value)):
+                del ds[tag]  # a kept string holding an identifying value of the source
+                action = "X"
+            self._count(action)
+
+    def _generic_action(self, elem: Any) -> str:
+        vr = elem.VR
+        if vr == "PN":
+            return "X"
+        if vr == "UI":
+            return "U"
+        if vr in FREE_TEXT_VRS and elem.keyword not in KEEP_FREE_TEXT:
+            return "X"
+        return "K"
+
+    def _map_uids(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return self.map_uid(value)
+        return [self.map_uid(v) for v in value]
+
+    def _date(self, ds: Dataset, elem: Any, top: bool) -> None:
+        vr, kw = elem.VR, elem.keyword
+        if self.shift_days is not None:
+            if vr in ("DA", "DT") and elem.value:
+                vals = elem.value if not isinstance(elem.value, str) else [elem.value]
+                shifted = [self.shift_date(str(v)) for v in vals]
+                elem.value = shifted[0] if isinstance(elem.value, str) else shifted
+                self._count("date shifted")
+            else:
+                self._count("K")
+            return
+        if top and kw in TYPE2_DATES:
+            elem.value = None
+            self._count("Z")
+        else:
+            del ds[elem.tag]
+            self._count("X")
+
+    def _stamp(self, ds: Dataset) -> None:
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = self.method_text()[:64]
+        seq = []
+        for key in self.option_keys():
+            value, meaning = CODES[key]
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+            seq.append(item)
+        ds.DeidentificationMethodCodeSequence = DicomSequence(seq)
+        ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.shift_days is not None else "REMOVED"
+
+    # -- descriptions -------------------------------------------------------------------------------------------
+    def option_keys(self) -> list[str]:
+        keys = ["basic", "clean_descriptors"]
+        if self.shift_days is not None:
+            keys.append("modified_dates")
+        if self.keep_patient_characteristics:
+            keys.append("patient_characteristics")
+        return keys
+
+    def method_text(self) -> str:
+        return "reviewer: PS3.15 E.1 basic profile" + (", dates shifted" if self.shift_days is not None else "")
+
+    def record(self) -> DeidRecord:
+        return DeidRecord(
+            enabled=True,
+            options=[f"DCM {CODES[k][0]} {CODES[k][1]}" for k in self.option_keys()],
+            dates="shifted by a fixed number of days (intervals kept; the offset is not recorded)"
+            if self.shift_days is not None else "removed (type 2 dates left empty)",
+            counts=dict(sorted(self.counts.items())), warnings=list(self.warnings),
+        )
+
+    # -- text outside DICOM --------------------------------------------------------------------------------------
+    def scrub_text(self, text: str) -> str:
+        """Replace identifying values of the source and source UIDs in free text (JSON, captions)."""
+        out = str(text)
+        for uid in sorted(self.uid_map, key=len, reverse=True):
+            if uid in out:
+                out = out.replace(uid, self.uid_map[uid])
+        for p in sorted(self.phi, key=len, reverse=True):
+            if p in out:
+                out = out.replace(p, REMOVED)
+        return out
+
+    def scrub_json(self, obj: Any) -> Any:
+        if isinstance(obj, str):
+            return self.scrub_text(obj)
+        if isinstance(obj, dict):
+            return {self.scrub_text(str(k)): self.scrub_json(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.scrub_json(v) for v in obj]
+        return obj

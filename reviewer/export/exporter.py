@@ -1,0 +1,405 @@
+"""Export one case (image + findings + masks + derived images) as DICOM and research formats, de-identified by
+default, with a manifest of every file written.
+
+Layout of ``out_dir``::
+
+    dicom/source/IMG_0001.dcm ...   the source series (de-identified copy, or built from a non-DICOM volume)
+    dicom/derived-N/IMG_0001.dcm    each derived image as a new DERIVED\\SECONDARY series
+    dicom/sr/SR_NN_<observer>.dcm   findings, one Comprehensive 3D SR (TID 1500) per observer
+    dicom/seg/SEG_NN_<name>.dcm     masks (BINARY) and heat maps (FRACTIONAL)
+    nifti/image.nii.gz + image.json the source volume with a sidecar (findings in world mm, provenance, models)
+    nifti/mask-N.nii.gz, nifti/derived-N.nii.gz (+ .json)
+    png/finding-NN.png              key images with the overlays as shown
+    manifest.json                   every file with its SHA-256, what was de-identified and how
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+import reviewer
+from reviewer.errors import InputError, ReviewerError
+from reviewer.export.case import CaseExport
+from reviewer.export.deid import Deidentifier
+from reviewer.export.deid_profile import describe_profile
+from reviewer.findings import Finding
+from reviewer.geometry import Volume
+from reviewer.jobs import JobToken
+
+FORMATS = ("dicom", "nifti", "png")
+
+
+class PhiLeakError(ReviewerError):
+    """An identifying value of the source was found in a de-identified export (the export is refused)."""
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    manifest: Path
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    items = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    bad = [s for s in items if s not in FORMATS]
+    if bad or not items:
+        raise InputError(None, f"unknown export format(s) {', '.join(bad) or '(none)'}; use {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(items))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_name(text: str, fallback: str = "x") -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")[:40]
+    return s or fallback
+
+
+def finding_label(f: Finding) -> str:
+    parts = [f.tracking_id or f.kind]
+    if f.diameter_mm:
+        parts.append(f"{f.diameter_mm:.0f} mm")
+    if f.score is not None and f.score_kind == "probability":
+        parts.append(f"p={f.score:.2f}")
+    elif f.score is not None and f.score_kind == "rating":
+        parts.append(f"rating {f.score:g}")
+    return " ".join(parts)
+
+
+# -- model cards ---------------------------------------------------------------------------------------------------
+def model_cards(names: Iterable[str]) -> list[dict[str, Any]]:
+    """The cards of the models named (weights by SHA-256 only, never by local path)."""
+    from reviewer.models.cards import find_card
+
+    out = []
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            card = find_card(name)
+        except (InputError, OSError, ValueError):
+            out.append({"name": name, "card": "not found among the model cards"})
+            continue
+        d = card.to_json()
+        d["weights"] = {k: v for k, v in card.weights.items() if k != "file"}
+        out.append(d)
+    return out
+
+
+# -- PHI scan -------------------------------------------------------------------------------------------------------
+def _forms(value: str) -> list[bytes]:
+    out = {value.encode("utf-8"), value.encode("latin-1", "ignore")}
+    if len(value) % 2:
+        out.add((value + " ").encode("utf-8"))
+    return [v for v in out if v]
+
+
+def scan_for_values(paths: Iterable[Path], values: Iterable[str]) -> list[tuple[Path, str]]:
+    """(file, value) for every value found in a file's bytes (DICOM files without their pixel data)."""
+    import pydicom
+
+    vals = [v for v in values if v]
+    hits = []
+    for p in paths:
+        data = p.read_bytes()
+        if p.suffix == ".dcm":
+            ds = pydicom.dcmread(p)
+            for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+                if kw in ds:
+                    del ds[kw]
+            from io import BytesIO
+
+            buf = BytesIO()
+            ds.save_as(buf, enforce_file_format=False)
+            data = buf.getvalue()
+        elif p.suffix == ".png":
+            continue  # pixels only (captions were scrubbed before drawing)
+        elif p.name.endswith(".nii.gz") or p.suffix == ".nii":
+            import gzip
+
+            raw = gzip.decompress(data) if p.name.endswith(".gz") else data
+            data = raw[:352 + 4096]  # header and extensions, not voxels
+        for v in vals:
+            if any(form in data for form in _forms(v)):
+                hits.append((p, v))
+    return hits
+
+
+# -- the export -------------------------------------------------------------------------------------------------------
+class _Writer:
+    def __init__(self, out_dir: Path):
+        self.out = out_dir
+        self.files: list[dict[str, Any]] = []
+
+    def add(self, path: Path, kind: str, description: str = "") -> Path:
+        self.files.append({"path": path, "kind": kind, "description": description})
+        return path
+
+
+def _observer_groups(findings: Sequence[Finding]) -> list[tuple[str, str, list[Finding]]]:
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.observer or "reviewer", f.observer_type), []).append(f)
+    return [(o, t, fs) for (o, t), fs in groups.items()]
+
+
+def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[str] = FORMATS,
+                keep_phi: bool = False, shift_days: int | None = None, deid: Deidentifier | None = None,
+                token: JobToken | None = None, manifest: bool = True) -> ExportResult:
+    """Write ``case`` under ``out_dir`` (see the module docstring); de-identified unless ``keep_phi``.
+
+    ``deid`` lets several cases (a reader study) share one UID map and pseudonym key. Raises
+    :class:`PhiLeakError` when a de-identified export would still contain an identifying value of the source.
+    """
+    from reviewer.export.dicom_images import choose_modality, save_series, source_datasets, write_image_series
+
+    formats = parse_formats(formats)
+    if keep_phi and (shift_days or deid is not None):
+        raise InputError(None, "--keep-phi keeps the identity as is: it cannot be combined with --shift-dates")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vol = case.volume
+    if deid is None and not keep_phi:
+        deid = Deidentifier(shift_days=shift_days)
+    scrub = deid.scrub_text if deid is not None else (lambda s: s)
+    w = _Writer(out)
+    warnings = list(vol.warnings)
+    progress = token.progress if token is not None else (lambda *a, **k: None)
+    progress(0, 100, "reading the source")
+
+    # source series: de-identified copy of the DICOM source, or a series built from the volume
+    src = source_datasets(vol)
+    modality = (src[0].get("Modality", "") if src else "") or choose_modality(vol, case.modality)
+    if src is not None:
+        if deid is not None:
+            deid.collect(src)
+            images = [deid.apply(s) for s in src]
+        else:
+            images = [copy.deepcopy(s) for s in src]
+        source_note = f"DICOM series, {len(src)} images"
+    else:
+        fmt = (vol.metadata or {}).get("format") or Path(vol.source).suffix.lstrip(".") or "volume"
+        side = (vol.metadata or {}).get("sidecar") or {}
+        if deid is not None:
+            deid.collect([_identity_dataset(side)])
+        built = write_image_series(vol, None, modality=modality, primary=True, series_number=1,
+                                   series_description=f"built by reviewer from a {fmt} volume (not original DICOM)")
+        for ds in built:  # identity: the sidecar's, else the file (replaced by a pseudonym when de-identifying)
+            ds.PatientName = str(side.get("PatientName", ""))
+            ds.PatientID = str(side.get("PatientID", "") or (vol.source if deid is not None else ""))
+        images = [deid.apply(ds) for ds in built] if deid is not None else built
+        source_note = f"{fmt} volume built into a DICOM {modality} series of {len(images)} images"
+        warnings.append(f"the source is not DICOM: a {modality} series was built from the volume for SR/SEG to "
+                        "reference (its SeriesDescription says so)")
+    case_name = scrub(case.name)
+    findings = [_scrub_finding(f, scrub) for f in case.findings]
+    progress(15, 100, "DICOM")
+
+    if "dicom" in formats:
+        for p in save_series(images, out / "dicom" / "source", "IMG"):
+            w.add(p, "dicom-image", f"source series ({source_note})")
+        for n, d in enumerate(case.derived, 1):
+            text = scrub(d.description)
+            model = f"; model {d.model}" if d.model else ""
+            series = write_image_series(
+                d.volume, images[0], modality=modality, series_description=f"DERIVED {d.kind}: {text}",
+                derivation=f"{text} (reviewer {reviewer.__version__}{model}); not an original acquisition",
+                derivation_code=("113077", "Volume editing") if d.kind in ("synthetic-nodule", "fnaf") else None,
+                sources=images, series_number=900 + n)
+            for p in save_series(series, out / "dicom" / f"derived-{n}", "IMG"):
+                w.add(p, "dicom-derived-image", text)
+        from reviewer.export.dicom_sr import findings_to_sr
+
+        for n, (observer, otype, group) in enumerate(_observer_groups(findings), 1):
+            name = observer if otype == "device" or observer.endswith("^") else f"{observer}^"
+            sr = findings_to_sr(group, images, observer=name, observer_type=otype, series_number=950 + n)
+            p = out / "dicom" / "sr" / f"SR_{n:02d}_{safe_name(observer)}.dcm"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            sr.save_as(p, enforce_file_format=True)
+            w.add(p, "dicom-sr", f"{len(group)} findings of {'reader' if otype == 'person' else 'algorithm'} "
+                                 f"{observer} (Comprehensive 3D SR, TID 1500)")
+        from reviewer.export.dicom_seg import mask_to_seg
+
+        for n, layer in enumerate(case.masks, 1):
+            try:
+                seg = mask_to_seg(layer, images, series_number=960 + n)
+            except ValueError as exc:
+                warnings.append(f"mask {layer.name}: not exported as SEG ({exc})")
+                continue
+            p = out / "dicom" / "seg" / f"SEG_{n:02d}_{safe_name(scrub(layer.name))}.dcm"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            seg.save_as(p, enforce_file_format=True)
+            w.add(p, "dicom-seg", f"{'fractional heat map' if layer.kind == 'heatmap' else 'binary mask'} "
+                                  f"{scrub(layer.name)}")
+    progress(55, 100, "NIfTI")
+
+    if "nifti" in formats:
+        _write_nifti(case, findings, images, deid, keep_phi, source_note, w, out)
+    progress(75, 100, "key images")
+
+    if "png" in formats:
+        from reviewer.export.key_images import write_key_images
+        from reviewer.view.overlays import HeatMapOverlay, LabelMapOverlay
+
+        overlays = []
+        for layer in case.masks:
+            mv = Volume(layer.array if layer.kind == "heatmap" else layer.array.astype(np.int32), vol.geometry)
+            overlays.append(HeatMapOverlay(mv, name=layer.name, range=layer.value_range) if layer.kind == "heatmap"
+                            else LabelMapOverlay(mv, name=layer.name))
+        for p in write_key_images(vol, findings, overlays, out / "png", label=lambda f: scrub(finding_label(f)),
+                                  caption=scrub):
+            w.add(p, "png", "key image with the overlays as shown")
+    progress(90, 100, "checking and writing the manifest")
+
+    if deid is not None:
+        warnings = [scrub(x) for x in warnings + deid.warnings]
+        paths = [f["path"] for f in w.files]
+        hits = scan_for_values(paths, sorted(deid.phi) + sorted(deid.uid_map))
+        if hits:
+            where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
+            raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")
+    result = ExportResult(out, out / "manifest.json", [f["path"] for f in w.files], warnings)
+    if manifest:
+        write_manifest(out, w.files, deid, keep_phi, case_name, source_note, warnings)
+        result.files.append(result.manifest)
+    progress(100, 100, "done")
+    return result
+
+
+def _identity_dataset(side: dict[str, Any]):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for kw in ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "AccessionNumber"):
+        if side.get(kw):
+            setattr(ds, kw, str(side[kw]))
+    return ds
+
+
+def _scrub_finding(f: Finding, scrub) -> Finding:
+    g = copy.deepcopy(f)
+    g.tracking_id, g.label = scrub(g.tracking_id), scrub(g.label)
+    g.source = scrub(g.source)
+    return g
+
+
+def _write_nifti(case: CaseExport, findings: list[Finding], images: list, deid: Deidentifier | None,
+                 keep_phi: bool, source_note: str, w: _Writer, out: Path) -> None:
+    from reviewer.io.writer import write_volume
+
+    folder = out / "nifti"
+    folder.mkdir(parents=True, exist_ok=True)
+    vol = case.volume
+    scrub_json = deid.scrub_json if deid is not None else (lambda x: x)
+    g = vol.geometry
+    image = write_volume(vol, folder / "image.nii.gz", sidecar=False)
+    w.add(image, "nifti", "source volume")
+    items = []
+    for f in findings:
+        d = f.to_json()
+        d["voxel_ijk"] = [round(float(v), 3) for v in g.world_to_voxel(f.center_lps)]
+        if deid is not None:
+            d["source"] = deid.map_uid(d["source"]) if d.get("source", "").replace(".", "").isdigit() else ""
+        items.append(d)
+    masks = []
+    for n, layer in enumerate(case.masks, 1):
+        arr = layer.array.astype(np.float32) if layer.kind == "heatmap" else layer.array.astype(np.uint16)
+        p = write_volume(Volume(arr, g, name=layer.name), folder / f"mask-{n}.nii.gz", sidecar=False)
+        w.add(p, "nifti", f"{layer.kind} {layer.name}")
+        masks.append({"file": p.name, "name": layer.name, "kind": layer.kind, "labels": layer.labels,
+                      "finding_kind": layer.finding_kind, "observer": layer.observer})
+    derived = []
+    for n, d in enumerate(case.derived, 1):
+        p = write_volume(d.volume, folder / f"derived-{n}.nii.gz", sidecar=False)
+        w.add(p, "nifti", f"derived: {d.description}")
+        info = {"file": p.name, "description": d.description, "kind": d.kind, "model": d.model,
+                "derived_from": "image.nii.gz", "note": "derived by reviewer; not an original acquisition"}
+        sp = folder / f"derived-{n}.json"
+        sp.write_text(json.dumps(scrub_json(info), indent=2) + "\n")
+        w.add(sp, "json", "derived image sidecar")
+        derived.append(info)
+    observers = [f.observer for f in case.findings if f.observer_type == "device"]
+    observers += [m.observer for m in case.masks if m.observer_type == "device"]
+    cards = model_cards(list(case.models) + [d.model for d in case.derived] + observers)
+    sidecar = {
+        "Modality": images[0].get("Modality", vol.modality) if images else vol.modality,
+        "SeriesDescription": str(images[0].get("SeriesDescription", "")) if images else vol.name,
+        "SeriesInstanceUID": str(images[0].SeriesInstanceUID) if images else "",
+        "FrameOfReferenceUID": str(images[0].FrameOfReferenceUID) if images else "",
+        "Unit": vol.unit,
+        "Geometry": {"coordinates": "LPS mm (DICOM patient); the NIfTI affine is the same grid in RAS",
+                     "shape_kji": list(g.shape), "spacing_ijk": list(g.spacing), "origin_lps": list(g.origin),
+                     "direction_columns_ijk": [list(r) for r in g.direction]},
+        "Findings": {"coordinates": "world LPS mm (center_lps); voxel_ijk on this image's grid",
+                     "items": items},
+        "Masks": masks,
+        "Derived": derived,
+        "ModelCards": cards,
+        "Provenance": {
+            "software": f"reviewer {reviewer.__version__}",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": source_note + (f": {vol.source}" if keep_phi else ""),
+            "warnings": list(vol.warnings),
+        },
+        "Deidentification": "kept identity (--keep-phi)" if keep_phi else "PS3.15 basic profile; see manifest.json",
+    }
+    sp = folder / "image.json"
+    sp.write_text(json.dumps(scrub_json(sidecar), indent=2) + "\n")
+    w.add(sp, "json", "NIfTI sidecar: findings in world mm, provenance, model cards")
+
+
+def write_manifest(out: Path, files: list[dict[str, Any]], deid: Deidentifier | None, keep_phi: bool,
+                   case_name: str, source_note: str, warnings: list[str]) -> Path:
+    entries = []
+    for f in files:
+        p = Path(f["path"])
+        entries.append({"path": str(p.relative_to(out)), "kind": f["kind"], "bytes": p.stat().st_size,
+                        "sha256": sha256_file(p), "description": f["description"]})
+    if keep_phi:
+        identity = {"kept": True, "note": "patient identity KEPT at the user's request (--keep-phi / GUI choice): "
+                                          "names, IDs, dates and UIDs are those of the source"}
+        deid_info: dict[str, Any] = {"enabled": False}
+    else:
+        assert deid is not None
+        identity = {"kept": False, "note": "identifying attributes removed or replaced; PatientName and PatientID "
+                                           "are a pseudonym"}
+        deid_info = asdict(deid.record())
+        deid_info["actions_by_attribute"] = describe_profile()
+        deid_info["generic_rules"] = [
+            "private tags removed", "curves (50xx) and overlay planes (60xx) removed",
+            "other person names removed", "other free text (LT/ST/UT) removed",
+            "every non-registered UID replaced through one map (references resolve)",
+            "other dates removed or shifted, times removed unless dates are shifted",
+            "any remaining text holding an identifying value of the source removed",
+            "NIfTI sidecars, manifest and PNG captions scrubbed of the same values; file names are generic",
+            "the export is refused if an identifying value of the source is found in a written file"]
+    manifest = {
+        "software": f"reviewer {reviewer.__version__}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "case": case_name,
+        "source": source_note,
+        "identity": identity,
+        "deidentification": deid_info,
+        "warnings": warnings,
+        "files": entries,
+    }
+    if deid is not None:
+        manifest = deid.scrub_json(manifest)
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
