@@ -160,16 +160,21 @@ class Deidentifier:
         return any(p in text for p in self.phi)
 
     # -- datasets --------------------------------------------------------------------------------------------
-    def apply(self, source: Dataset) -> Dataset:
-        """A de-identified copy of ``source`` (the source is not modified)."""
-        self._collect(source)
+    def apply(self, source: Dataset, collect: bool = True, identity: str = "") -> Dataset:
+        """A de-identified copy of ``source`` (the source is not modified).
+
+        ``collect``: remember the dataset's identifying values (off for datasets the app built itself);
+        ``identity``: what the pseudonym is derived from (default: PatientID, else PatientName).
+        """
+        if collect:
+            self._collect(source)
         ds = copy.deepcopy(source)
         if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
             msg = (f"image {ds.get('InstanceNumber', '?')} of series {ds.get('SeriesNumber', '?')} is flagged "
                    "BurnedInAnnotation=YES: identifying text may be burned into the pixels and is NOT removed")
             if msg not in self.warnings:
                 self.warnings.append(msg)
-        patient = str(source.get("PatientID", "") or source.get("PatientName", "") or "unknown")
+        patient = identity or str(source.get("PatientID", "") or source.get("PatientName", "") or "unknown")
         self._walk(ds, top=True, patient=patient)
         self._stamp(ds)
         if hasattr(ds, "file_meta") and "SOPInstanceUID" in ds:
@@ -186,8 +191,8 @@ class Deidentifier:
                 del ds[tag]
                 self._count("private removed")
                 continue
-            if 0x5000 <= tag.group <= 0x50FF or (0x6000 <= tag.group <= 0x60FF and tag.element >= 0x1000):
-                del ds[tag]  # curves and overlay planes
+            if 0x5000 <= tag.group <= 0x50FF or 0x6000 <= tag.group <= 0x60FF:
+                del ds[tag]  # curves and overlay planes (their data and descriptions)
                 self._count("curve/overlay removed")
                 continue
             action = self.profile.get(kw)

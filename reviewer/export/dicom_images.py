@@ -139,6 +139,8 @@ def write_image_series(volume: Volume, header: Dataset | None, *, modality: str,
         ds.InstanceCreationDate, ds.InstanceCreationTime = ds.ContentDate, ds.ContentTime
         if "PatientPosition" not in ds:
             ds.PatientPosition = ""
+        if "BodyPartExamined" not in ds:
+            ds.Laterality = ""  # type 2C: needed unless the body part says it is not a paired structure
         ds.Manufacturer = "reviewer"
         ds.ManufacturerModelName = "reviewer"
         ds.SoftwareVersions = reviewer.__version__
@@ -169,7 +171,6 @@ def write_image_series(volume: Volume, header: Dataset | None, *, modality: str,
         else:  # the MR IOD has no modality LUT: float intensities are stored linearly scaled (exact in NIfTI)
             ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "RM", "NONE", ""
             ds.MRAcquisitionType, ds.RepetitionTime, ds.EchoTime, ds.EchoTrainLength = "2D", "", "", ""
-            ds.Laterality = ""
             ds.WindowCenter, ds.WindowWidth = _ds((level - intercept) / slope), _ds(max(width / slope, 1.0))
         ds.BurnedInAnnotation = "NO"
         if src_pos is not None:

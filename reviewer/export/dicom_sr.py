@@ -136,7 +136,7 @@ def sr_to_findings(sr: Dataset) -> list[Finding]:
         if name is None:
             continue
         if name.CodeValue == "121008" and getattr(item, "PersonName", None) is not None:  # Person Observer Name
-            observer, observer_type = str(item.PersonName), "person"
+            observer, observer_type = str(item.PersonName).rstrip("^"), "person"
         if name.CodeValue == "121013" and getattr(item, "TextValue", None):  # Device Observer Name
             observer, observer_type = str(item.TextValue), "device"
     out = []

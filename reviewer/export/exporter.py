@@ -37,6 +37,8 @@ from reviewer.geometry import Volume
 from reviewer.jobs import JobToken
 
 FORMATS = ("dicom", "nifti", "png")
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+         "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
 class PhiLeakError(ReviewerError):
@@ -196,16 +198,21 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         fmt = (vol.metadata or {}).get("format") or Path(vol.source).suffix.lstrip(".") or "volume"
         side = (vol.metadata or {}).get("sidecar") or {}
         if deid is not None:
-            deid.collect([_identity_dataset(side)])
+            deid.collect([_identity_dataset(side, vol.source)])
         built = write_image_series(vol, None, modality=modality, primary=True, series_number=1,
                                    series_description=f"built by reviewer from a {fmt} volume (not original DICOM)")
-        for ds in built:  # identity: the sidecar's, else the file (replaced by a pseudonym when de-identifying)
+        for ds in built:  # identity from the sidecar (a pseudonym of it, or of the file, when de-identifying)
             ds.PatientName = str(side.get("PatientName", ""))
-            ds.PatientID = str(side.get("PatientID", "") or (vol.source if deid is not None else ""))
-        images = [deid.apply(ds) for ds in built] if deid is not None else built
+            ds.PatientID = str(side.get("PatientID", ""))
+        identity = str(side.get("PatientID", "") or vol.source)
+        images = [deid.apply(ds, collect=False, identity=identity) for ds in built] if deid is not None else built
         source_note = f"{fmt} volume built into a DICOM {modality} series of {len(images)} images"
         warnings.append(f"the source is not DICOM: a {modality} series was built from the volume for SR/SEG to "
                         "reference (its SeriesDescription says so)")
+    for ds in images:  # type 2 attributes SR / SEG copy from their evidence must exist (empty is fine)
+        for kw in TYPE2:
+            if kw not in ds:
+                setattr(ds, kw, "")
     case_name = scrub(case.name)
     findings = [_scrub_finding(f, scrub) for f in case.findings]
     progress(15, 100, "DICOM")
@@ -281,10 +288,13 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
     return result
 
 
-def _identity_dataset(side: dict[str, Any]):
+def _identity_dataset(side: dict[str, Any], source: str):
+    """The identifying values of a non-DICOM source: its sidecar's patient fields and its file path."""
     from pydicom.dataset import Dataset
 
     ds = Dataset()
+    if source:
+        ds.PatientComments = os.path.abspath(source)  # an LT slot whose action is X: collected as identifying
     for kw in ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "AccessionNumber"):
         if side.get(kw):
             setattr(ds, kw, str(side[kw]))
