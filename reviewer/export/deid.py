@@ -31,6 +31,9 @@ from reviewer.export.deid_profile import (
 
 TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 FREE_TEXT_VRS = {"LT", "ST", "UT"}
+# values remembered as identifying: text, names and dates (not numbers, codes, times or UIDs, which the rules
+# remove or map but which would match unrelated digits when searching written files)
+IDENTITY_VRS = {"AS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "UC", "UT"}
 KEEP_FREE_TEXT = {"DerivationDescription"}
 # dates / times of the patient that follow the table even when other dates are shifted
 PATIENT_DATES = {"PatientBirthDate", "PatientBirthTime", "LastMenstrualDate"}
@@ -80,6 +83,7 @@ class Deidentifier:
         self.prefix = pseudonym_prefix
         self.uid_map: dict[str, str] = {}
         self.phi: set[str] = set()
+        self.phi_words: set[str] = set()
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
         self.profile = dict(BASIC_PROFILE)
@@ -131,33 +135,50 @@ class Deidentifier:
             return
         self.phi.add(value)
         if vr == "PN":
-            for part in re.split(r"[\^=]", value):
-                if len(part.strip()) >= MIN_PHI_LEN:
-                    self.phi.add(part.strip())
-                    self.phi.add(part.strip().replace(" ", "_"))
+            for part in re.split(r"[\^= ]", value):
+                part = part.strip()
+                if len(part) >= MIN_PHI_LEN:
+                    self.phi.add(part)
+                elif len(part) >= 2 and part.isalpha():
+                    self.phi_words.add(part)  # short name parts: matched as whole words only
 
-    def _collect(self, ds: Dataset) -> None:
+    def _collect(self, ds: Dataset, inside_removed: bool = False) -> None:
         for elem in ds:
-            if elem.VR == "SQ":
-                for item in elem.value or []:
-                    self._collect(item)
-                continue
-            if elem.VR not in TEXT_VRS or elem.value is None or elem.tag.is_private:
-                continue
             action = self.profile.get(elem.keyword)
-            identifying = action in ("D", "Z", "X") or elem.VR in ("PN", "DA", "DT")
+            if elem.VR == "SQ":
+                for item in elem.value or []:  # everything inside a removed sequence is identifying
+                    self._collect(item, inside_removed or action == "X" or elem.tag.is_private)
+                continue
+            if elem.VR not in IDENTITY_VRS or elem.value is None:
+                continue
+            identifying = inside_removed or elem.tag.is_private or action in ("D", "Z", "X") \
+                or elem.VR in ("PN", "DA", "DT")
             if elem.keyword in PATIENT_CHARACTERISTICS and self.keep_patient_characteristics:
                 identifying = False
-            if elem.VR == "TM" and self.shift_days is not None:
-                identifying = False  # times are kept with the modified-dates option
-            if not identifying or elem.VR == "UI":
+            if not identifying:
                 continue
             values = list(elem.value) if isinstance(elem.value, MultiValue) else [elem.value]
             for v in values:
+                if isinstance(v, bytes):
+                    v = v.decode("latin-1", "ignore")
+                if elem.tag.is_private and not any(c.isalpha() for c in str(v)):
+                    continue  # private numbers (calibration values...) would match unrelated digits
                 self._add_phi(str(v), elem.VR)
 
+    def _words_re(self) -> "re.Pattern[str] | None":
+        if not self.phi_words:
+            return None
+        key = frozenset(self.phi_words)
+        if getattr(self, "_words_key", None) == key:
+            return self._words_cache
+        alternatives = "|".join(re.escape(w) for w in sorted(self.phi_words, key=len, reverse=True))
+        self._words_key = key
+        self._words_cache = re.compile(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])", re.IGNORECASE)
+        return self._words_cache
+
     def contains_phi(self, text: str) -> bool:
-        return any(p in text for p in self.phi)
+        words = self._words_re()
+        return any(p in text for p in self.phi) or bool(words is not None and words.search(text))
 
     # -- datasets --------------------------------------------------------------------------------------------
     def apply(self, source: Dataset, collect: bool = True, identity: str = "") -> Dataset:
@@ -204,7 +225,7 @@ class Deidentifier:
             if action == "X":
                 del ds[tag]
             elif action == "Z":
-                elem.value = None if vr != "SQ" else DicomSequence([])
+                elem.value = DicomSequence([]) if vr == "SQ" else ("" if vr in TEXT_VRS else None)
             elif action == "D":
                 if kw in ("PatientName", "PatientID"):
                     elem.value = self.pseudonym(patient) + ("^" if vr == "PN" else "")
@@ -254,7 +275,7 @@ class Deidentifier:
                 self._count("K")
             return
         if top and kw in TYPE2_DATES:
-            elem.value = None
+            elem.value = ""
             self._count("Z")
         else:
             del ds[elem.tag]
@@ -303,7 +324,8 @@ class Deidentifier:
         for p in sorted(self.phi, key=len, reverse=True):
             if p in out:
                 out = out.replace(p, REMOVED)
-        return out
+        words = self._words_re()
+        return words.sub(REMOVED, out) if words is not None else out
 
     def scrub_json(self, obj: Any) -> Any:
         if isinstance(obj, str):
