@@ -271,9 +271,16 @@ def test_nifti_source_is_built_into_a_dicom_series(tmp_path):
     src = tmp_path / "Quixotez_PID-8675309-QX.nii.gz"
     write_volume(vol, src)
     loaded = load_volume(src)
-    case = CaseExport(loaded, findings=_findings(loaded)[:1])
+    mask = np.zeros(loaded.shape, np.uint8)
+    mask[1:3, 4:9, 5:10] = 1
+    case = CaseExport(loaded, findings=_findings(loaded)[:1], masks=[MaskLayer("m", mask)])
     result = export_case(case, tmp_path / "out")
     images = [pydicom.dcmread(p) for p in _dicoms(result.out_dir, "source")]
+    assert len({d.StudyInstanceUID for d in images}) == 1 and len({d.FrameOfReferenceUID for d in images}) == 1
+    (seg,) = [hd.seg.segread(p) for p in _dicoms(result.out_dir, "seg")]
+    order = sorted(images, key=lambda d: int(d.InstanceNumber))
+    got = seg.get_pixels_by_source_instance([d.SOPInstanceUID for d in order], segment_numbers=[1])
+    np.testing.assert_array_equal(got[..., 0], mask)
     assert "built by reviewer" in images[0].SeriesDescription and images[0].Modality == "CT"
     assert list(images[0].ImageType[:2]) == ["DERIVED", "PRIMARY"]
     back = load_volume(result.out_dir / "dicom" / "source")
@@ -283,8 +290,8 @@ def test_nifti_source_is_built_into_a_dicom_series(tmp_path):
     np.testing.assert_array_equal(back.array, loaded.array)
     assert find_values(result.out_dir, ["Quixotez", "PID-8675309-QX", str(src)]) == []
     if HAVE_DCIODVFY:
-        for p in [_dicoms(result.out_dir, "source")[0]] + _dicoms(result.out_dir, "sr"):
-            assert dciodvfy(p)[0] == []
+        for p in [_dicoms(result.out_dir, "source")[0]] + _dicoms(result.out_dir, "sr") + _dicoms(result.out_dir, "seg"):
+            assert dciodvfy(p)[0] == [], p
 
 
 def test_mr_series_built_from_float_volume_passes_dciodvfy(tmp_path):

@@ -104,6 +104,7 @@ def write_image_series(volume: Volume, header: Dataset | None, *, modality: str,
         width, level = max(hi - lo, 1.0), (hi + lo) / 2.0
     now = _dt.datetime.now()
     series_uid = series_uid or generate_uid()
+    study_uid, frame_uid = study_uid or generate_uid(), frame_uid or generate_uid()  # one study, one frame
     src_pos = None
     if sources:
         src_pos = np.array([[float(v) for v in s.ImagePositionPatient] for s in sources])
@@ -124,10 +125,10 @@ def write_image_series(volume: Volume, header: Dataset | None, *, modality: str,
         else:
             ds.SpecificCharacterSet = "ISO_IR 192"
             ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "", "", "", ""
-            ds.StudyInstanceUID = study_uid or generate_uid()
+            ds.StudyInstanceUID = study_uid
             ds.StudyDate, ds.StudyTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
             ds.ReferringPhysicianName, ds.StudyID, ds.AccessionNumber = "", "", ""
-            ds.FrameOfReferenceUID = frame_uid or generate_uid()
+            ds.FrameOfReferenceUID = frame_uid
             ds.PositionReferenceIndicator = ""
         ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
         ds.Modality = modality

@@ -31,6 +31,7 @@ import reviewer
 from reviewer.geometry import Volume
 from reviewer.gui.binding import Binding, bind
 from reviewer.gui.browser import StudyBrowser, format_dims
+from reviewer.gui.export_dialog import run_export_dialog
 from reviewer.gui.jobs_qt import Job, JobProgressWidget, JobRunner
 from reviewer.gui.notifications import LogDock, Notifier, ToastArea, error_boundary, guarded
 
@@ -171,6 +172,8 @@ class MainWindow(QMainWindow):
         self.act_open_files = self._action(m, "Open &Files…", self.open_files_dialog, "Ctrl+Shift+O")
         self.act_open_demo = self._action(m, "Open &Demo", self.open_demo_job, tip="Generate (once) and open the "
                                           "synthetic chest CT with its nodules and the fastMRI knee file")
+        self.act_export_case = self._action(m, "&Export case…", lambda: run_export_dialog(self), tip="Export the "
+                                            "image and its findings as DICOM SR/SEG, NIfTI and PNG (de-identified)")
         m.addSeparator()
         self.act_quit = self._action(m, "&Quit", self.close, QKeySequence(QKeySequence.StandardKey.Quit).toString()
                                      or "Ctrl+Q")
