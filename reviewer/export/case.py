@@ -57,6 +57,12 @@ class CaseExport:
     name: str = "case"
     modality: str = ""
     models: list[str] = field(default_factory=list)
+    # readers / algorithms that read the case: each gets an SR, even one without findings ("no lesion")
+    observers: list[tuple[str, str]] = field(default_factory=list)  # (name, 'person' | 'device')
+    case_scores: dict[str, float] = field(default_factory=dict)  # observer -> case-level rating (ROC)
+    # for a non-DICOM source: who the patient is (pseudonym) and which study the built series belongs to; images
+    # sharing a key (one case of a reader study under several conditions) share the pseudonym and the study
+    patient_key: str = ""
 
 
 def _resolve(base: Path, p: str) -> Path:

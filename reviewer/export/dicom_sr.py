@@ -40,6 +40,7 @@ UNCERTAINTY = CodedConcept("uncertainty", LOCAL, "Evidential uncertainty")
 MM = CodedConcept("mm", "UCUM", "millimeter")
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 SCORE_UNIT = CodedConcept("{score}", "UCUM", "score")
+CASE_RATING = "case rating"
 PROCEDURES = {"CT": CodedConcept("25045-6", "LN", "CT unspecified body region"),
               "MR": CodedConcept("25056-3", "LN", "MRI unspecified body region")}
 
@@ -103,13 +104,21 @@ def _group(f: Finding, n: int, frame_uid: str) -> hd.sr.PlanarROIMeasurementsAnd
 
 def findings_to_sr(findings: Sequence[Finding], source_images: Sequence[Dataset], *, observer: str,
                    observer_type: str, series_number: int = 950, series_description: str = "",
-                   sop_instance_uid: str | None = None, series_uid: str | None = None) -> hd.sr.Comprehensive3DSR:
-    """A Comprehensive 3D SR with the findings of one observer, referencing ``source_images`` as evidence."""
+                   sop_instance_uid: str | None = None, series_uid: str | None = None,
+                   case_score: float | None = None) -> hd.sr.Comprehensive3DSR:
+    """A Comprehensive 3D SR with the findings of one observer, referencing ``source_images`` as evidence.
+
+    ``case_score``: a case-level rating (an ROC reading) as a TID 1501 group "case rating" with a Score.
+    """
     if not source_images:
         raise ValueError("an SR needs the source images it refers to")
     frame_uid = source_images[0].FrameOfReferenceUID
     modality = str(source_images[0].get("Modality", "CT"))
-    groups = [_group(f, n, frame_uid) for n, f in enumerate(findings, 1)]
+    groups: list = [_group(f, n, frame_uid) for n, f in enumerate(findings, 1)]
+    if case_score is not None:
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=CASE_RATING),
+            measurements=[hd.sr.Measurement(name=RATING, value=float(case_score), unit=SCORE_UNIT)]))
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(observer, observer_type),
         procedure_reported=PROCEDURES.get(modality, PROCEDURES["CT"]),
@@ -124,6 +133,16 @@ def findings_to_sr(findings: Sequence[Finding], source_images: Sequence[Dataset]
     )
     sr.SoftwareVersions = reviewer.__version__
     return sr
+
+
+def sr_case_score(sr: Dataset) -> float | None:
+    """The case-level rating of an SR written with ``case_score`` (None when it has none)."""
+    doc = sr if isinstance(sr, hd.sr.Comprehensive3DSR) else hd.sr.Comprehensive3DSR.from_dataset(sr)
+    for g in doc.content.get_image_measurement_groups():
+        if str(g.tracking_identifier) == CASE_RATING:
+            for m in g.get_measurements(name=RATING):
+                return float(m.value)
+    return None
 
 
 def sr_to_findings(sr: Dataset) -> list[Finding]:

@@ -51,6 +51,8 @@ class ExportResult:
     manifest: Path
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)  # path, kind, description of each file
+    source: str = ""  # what the source was (no identifying detail)
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -153,8 +155,9 @@ class _Writer:
         return path
 
 
-def _observer_groups(findings: Sequence[Finding]) -> list[tuple[str, str, list[Finding]]]:
-    groups: dict[tuple[str, str], list[Finding]] = {}
+def _observer_groups(findings: Sequence[Finding], observers: Sequence[tuple[str, str]] = ()
+                     ) -> list[tuple[str, str, list[Finding]]]:
+    groups: dict[tuple[str, str], list[Finding]] = {(o, t): [] for o, t in observers}
     for f in findings:
         groups.setdefault((f.observer or "reviewer", f.observer_type), []).append(f)
     return [(o, t, fs) for (o, t), fs in groups.items()]
@@ -199,12 +202,17 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         side = (vol.metadata or {}).get("sidecar") or {}
         if deid is not None:
             deid.collect([_identity_dataset(side, vol.source)])
-        built = write_image_series(vol, None, modality=modality, primary=True, series_number=1,
+        study_uid = None
+        if case.patient_key:
+            from pydicom.uid import generate_uid
+
+            study_uid = generate_uid(prefix="2.25.", entropy_srcs=["reviewer-study", case.patient_key])
+        built = write_image_series(vol, None, modality=modality, primary=True, series_number=1, study_uid=study_uid,
                                    series_description=f"built by reviewer from a {fmt} volume (not original DICOM)")
         for ds in built:  # identity from the sidecar (a pseudonym of it, or of the file, when de-identifying)
             ds.PatientName = str(side.get("PatientName", ""))
             ds.PatientID = str(side.get("PatientID", ""))
-        identity = str(side.get("PatientID", "") or vol.source)
+        identity = str(side.get("PatientID", "") or case.patient_key or vol.source)
         images = [deid.apply(ds, collect=False, identity=identity) for ds in built] if deid is not None else built
         source_note = f"{fmt} volume built into a DICOM {modality} series of {len(images)} images"
         warnings.append(f"the source is not DICOM: a {modality} series was built from the volume for SR/SEG to "
@@ -232,9 +240,10 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
                 w.add(p, "dicom-derived-image", text)
         from reviewer.export.dicom_sr import findings_to_sr
 
-        for n, (observer, otype, group) in enumerate(_observer_groups(findings), 1):
+        for n, (observer, otype, group) in enumerate(_observer_groups(findings, case.observers), 1):
             name = observer if otype == "device" or observer.endswith("^") else f"{observer}^"
-            sr = findings_to_sr(group, images, observer=name, observer_type=otype, series_number=950 + n)
+            sr = findings_to_sr(group, images, observer=name, observer_type=otype, series_number=950 + n,
+                                case_score=case.case_scores.get(observer))
             p = out / "dicom" / "sr" / f"SR_{n:02d}_{safe_name(observer)}.dcm"
             p.parent.mkdir(parents=True, exist_ok=True)
             sr.save_as(p, enforce_file_format=True)
@@ -280,7 +289,8 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         if hits:
             where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
             raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")
-    result = ExportResult(out, out / "manifest.json", [f["path"] for f in w.files], warnings)
+    result = ExportResult(out, out / "manifest.json", [f["path"] for f in w.files], warnings, list(w.files),
+                          source_note)
     if manifest:
         write_manifest(out, w.files, deid, keep_phi, case_name, source_note, warnings)
         result.files.append(result.manifest)
@@ -374,7 +384,7 @@ def _write_nifti(case: CaseExport, findings: list[Finding], images: list, deid: 
 
 
 def write_manifest(out: Path, files: list[dict[str, Any]], deid: Deidentifier | None, keep_phi: bool,
-                   case_name: str, source_note: str, warnings: list[str]) -> Path:
+                   case_name: str, source_note: str, warnings: list[str], extra: dict[str, Any] | None = None) -> Path:
     entries = []
     for f in files:
         p = Path(f["path"])
@@ -406,6 +416,7 @@ def write_manifest(out: Path, files: list[dict[str, Any]], deid: Deidentifier | 
         "identity": identity,
         "deidentification": deid_info,
         "warnings": warnings,
+        **(extra or {}),
         "files": entries,
     }
     if deid is not None:

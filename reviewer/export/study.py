@@ -1,41 +1,168 @@
-"""Export a whole reader study: one folder per case, one SR per reader per case (observer = the reader).
+"""Export a whole reader study: one folder per case image, one SR per reader per case (observer = the reader).
 
-Input: the JSON written by ``reviewer study export STUDY --format json`` (reviewer.studies). Every case is
-exported through :func:`reviewer.export.exporter.export_case` with one shared :class:`Deidentifier`, so one
-patient keeps one pseudonym and UIDs stay consistent across the study's cases.
+Input: the JSON written by ``reviewer study export STUDY --format json`` (reviewer.studies.exports): ``reads``
+(reader_id, simulated, case_id, condition, image_path[_abs], case_rating, marks with world_lps and rating) and
+``truth`` (case_id, lesions with center_lps and diameter_mm, images per condition). Every case image is exported
+through :func:`reviewer.export.exporter.export_case` with one shared :class:`Deidentifier`, so a patient keeps one
+pseudonym and UIDs stay consistent across the study. Simulated readers are algorithms: device observers. The
+truth of each case is a further SR whose observer is the device "reference standard". Readers who submitted a
+case without marks still get an SR (an empty measurement report), with their case rating when there is one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from reviewer.errors import InputError
+from reviewer.findings import Finding
 from reviewer.jobs import JobToken
 
-STUDY_JSON_NAMES = ("study_export.json", "study.json", "export.json")
+STUDY_JSON_NAMES = ("study_export.json", "study-export.json", "export.json", "study.json")
+TRUTH_OBSERVER = "reference standard"
+
+
+def _is_study_export(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("reads"), list)
 
 
 def find_study_json(path: str | os.PathLike) -> Path | None:
-    """The study export JSON at ``path`` (a file, or a folder holding one), or None if it is not one."""
+    """The study export JSON at ``path`` (the file, or a folder holding one), or None if it is not one."""
     p = Path(path)
-    candidates = [p] if p.is_file() else [p / n for n in STUDY_JSON_NAMES] + sorted(p.glob("*.json")) \
-        if p.is_dir() else []
+    if p.is_file():
+        candidates = [p]
+    elif p.is_dir():
+        candidates = [p / n for n in STUDY_JSON_NAMES] + sorted(p.glob("*.json"))
+    else:
+        candidates = []
     for c in candidates:
         if not c.is_file() or c.suffix.lower() != ".json":
             continue
         try:
-            data = json.loads(c.read_text())
+            data = json.loads(c.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("cases"), list) and ("marks" in data or any(
-                isinstance(cs, dict) and "marks" in cs for cs in data["cases"])):
+        if _is_study_export(data):
             return c
     return None
 
 
-def export_study(path: str | os.PathLike, out_dir: str | os.PathLike, formats: Sequence[str] = ("dicom", "nifti", "png"),
-                 keep_phi: bool = False, shift_days: int | None = None, token: JobToken | None = None) -> Any:
-    raise InputError(path, "study export is not available yet")
+@dataclass
+class StudyCaseImage:
+    """One image of the study (a case under one condition) with everything read on it."""
+
+    case_id: str
+    condition: str
+    image: Path
+    findings: list[Finding] = field(default_factory=list)
+    observers: list[tuple[str, str]] = field(default_factory=list)
+    case_scores: dict[str, float] = field(default_factory=dict)
+
+
+def _image_path(base: Path, read: dict[str, Any], truth_images: dict[str, str]) -> Path:
+    for key in ("image_path_abs", "image_path"):
+        v = read.get(key)
+        if v:
+            p = Path(v)
+            return p if p.is_absolute() else base / p
+    v = truth_images.get(read.get("condition", ""))
+    if v:
+        return base / v
+    raise InputError(None, f"case {read.get('case_id')!r}: the study export names no image")
+
+
+def _mark_finding(mark: dict[str, Any], read: dict[str, Any], n: int, observer_type: str) -> Finding:
+    given = mark.get("finding")
+    if isinstance(given, dict):
+        f = Finding.from_json(given)
+    else:
+        f = Finding(tuple(mark.get("world_lps") or mark["center_lps"]), kind="reader-mark",
+                    score=mark.get("rating"), score_kind="rating" if mark.get("rating") is not None else "none")
+    f.observer = str(read["reader_id"])
+    f.observer_type = observer_type  # type: ignore[assignment]
+    f.tracking_id = f"mark {mark.get('mark_id', n)}"
+    f.source = ""  # the study's file path stays out of the export
+    if "rating" in mark and mark["rating"] is not None:
+        f.score, f.score_kind = float(mark["rating"]), "rating"
+    return f
+
+
+def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
+    """The case images of a study export JSON, with each reader's marks as findings and the truth."""
+    p = find_study_json(path)
+    if p is None:
+        raise InputError(path, "not a reader-study export (expected the JSON of 'reviewer study export --format "
+                               "json', with 'reads')")
+    data = json.loads(p.read_text(encoding="utf-8"))
+    base = Path(data.get("study_dir") or p.parent)
+    truth = {str(t["case_id"]): t for t in data.get("truth", []) if isinstance(t, dict) and "case_id" in t}
+    images: dict[tuple[str, str], StudyCaseImage] = {}
+    for read in data["reads"]:
+        case_id, condition = str(read["case_id"]), str(read.get("condition", ""))
+        t = truth.get(case_id, {})
+        key = (case_id, condition)
+        if key not in images:
+            img = StudyCaseImage(case_id, condition, _image_path(base, read, t.get("images", {})))
+            for n, les in enumerate(t.get("lesions", []), 1):
+                img.findings.append(Finding(
+                    tuple(les["center_lps"]), kind=str(les.get("kind") or "lesion"),
+                    diameter_mm=les.get("diameter_mm"), observer=TRUTH_OBSERVER, observer_type="device",
+                    tracking_id=f"lesion {les.get('lesion_id', n)}"))
+            images[key] = img
+        img = images[key]
+        otype = "device" if read.get("simulated") else "person"
+        reader = str(read["reader_id"])
+        if (reader, otype) not in img.observers:
+            img.observers.append((reader, otype))
+        for n, mark in enumerate(read.get("marks", []), 1):
+            img.findings.append(_mark_finding(mark, read, n, otype))
+        score = read.get("case_rating", read.get("roc_rating"))
+        if score is not None:
+            img.case_scores[reader] = float(score)
+    return list(images.values())
+
+
+def export_study(path: str | os.PathLike, out_dir: str | os.PathLike,
+                 formats: Sequence[str] = ("dicom", "nifti", "png"), keep_phi: bool = False,
+                 shift_days: int | None = None, token: JobToken | None = None):
+    """Export every case image of a study under ``out_dir/<case>/<condition>/`` with one top manifest."""
+    from reviewer.export.case import CaseExport
+    from reviewer.export.deid import Deidentifier
+    from reviewer.export.exporter import ExportResult, export_case, safe_name, write_manifest
+    from reviewer.io.loader import load_volume
+
+    cases = read_study_export(path)
+    if not cases:
+        raise InputError(path, "the study export holds no submitted reads")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    deid = None if keep_phi else Deidentifier(shift_days=shift_days)
+    entries: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    summary = []
+    for n, c in enumerate(cases):
+        if token is not None:
+            token.progress(n, len(cases), f"case {c.case_id}")
+        vol = load_volume(c.image)
+        case = CaseExport(volume=vol, findings=c.findings, name=f"{c.case_id} {c.condition}".strip(),
+                          observers=[(TRUTH_OBSERVER, "device")] * bool(any(
+                              f.observer == TRUTH_OBSERVER for f in c.findings)) + c.observers,
+                          case_scores=c.case_scores, patient_key=f"{os.path.abspath(path)}#{c.case_id}")
+        sub = out / safe_name(c.case_id, "case") / safe_name(c.condition, "image")
+        r = export_case(case, sub, formats=formats, keep_phi=keep_phi, deid=deid, manifest=False,
+                        token=token.sub(n, n + 1, len(cases)) if token is not None else None)
+        entries += r.entries
+        warnings += [f"{c.case_id}/{c.condition}: {w}" for w in r.warnings]
+        summary.append({"case_id": c.case_id, "condition": c.condition, "folder": str(sub.relative_to(out)),
+                        "readers": [o for o, _ in c.observers], "marks": sum(f.observer != TRUTH_OBSERVER
+                                                                             for f in c.findings),
+                        "source": r.source})
+    manifest = write_manifest(out, entries, deid, keep_phi, "reader study", f"{len(cases)} case images",
+                              sorted(set(warnings)), extra={"cases": summary})
+    if token is not None:
+        token.progress(len(cases), len(cases), "done")
+    return ExportResult(out, manifest, [Path(e["path"]) for e in entries] + [manifest], sorted(set(warnings)),
+                        entries)

@@ -1,0 +1,50 @@
+"""``reviewer export`` on an image with a findings file, option checks and format selection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from reviewer.cli import main
+from reviewer.findings import Finding, findings_to_json
+from reviewer.geometry import Volume
+from reviewer.io.writer import write_volume
+
+
+@pytest.fixture
+def image(tmp_path):
+    arr = np.full((4, 16, 16), -950, np.int16)
+    arr[1:3, 5:10, 5:10] = 30
+    vol = Volume.from_array(arr, spacing=(0.9, 0.9, 2.5), origin=(5.0, 6.0, 7.0), modality="CT", unit="HU")
+    path = tmp_path / "ct.nii.gz"
+    write_volume(vol, path)
+    findings = [Finding(tuple(vol.geometry.voxel_to_world((7, 7, 1.5))), diameter_mm=5.0, score=0.7,
+                        score_kind="probability", observer="demo-fpr")]
+    fpath = tmp_path / "findings.json"
+    fpath.write_text(json.dumps(findings_to_json(findings)))
+    return path, fpath
+
+
+def test_export_image_with_findings_file_nifti_only(image, tmp_path, capsys):
+    path, fpath = image
+    out = tmp_path / "out"
+    assert main(["export", str(path), "--findings", str(fpath), "--out", str(out), "--format", "nifti"]) == 0
+    assert "de-identified" in capsys.readouterr().out
+    assert not (out / "dicom").exists() and not (out / "png").exists()
+    side = json.loads((out / "nifti" / "image.json").read_text())
+    assert len(side["Findings"]["items"]) == 1 and side["Findings"]["items"][0]["score"] == 0.7
+
+
+def test_export_refuses_bad_options(image, tmp_path, capsys):
+    path, fpath = image
+    assert main(["export", str(path), "--out", str(tmp_path / "o"), "--format", "dicom,jpeg"]) == 2
+    assert "jpeg" in capsys.readouterr().err
+    assert main(["export", str(path), "--out", str(tmp_path / "o"), "--keep-phi", "--shift-dates", "5"]) == 2
+    assert "--shift-dates" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"findings": []}')
+    assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "source" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+"""``reviewer export STUDY``: one SR per reader per case image, observer = the reader, truth as its own SR."""
+
+from __future__ import annotations
+
+import json
+
+import highdicom as hd
+import numpy as np
+import pytest
+
+from reviewer.cli import main
+from reviewer.export.dicom_sr import sr_case_score, sr_to_findings
+from reviewer.geometry import Volume
+from reviewer.io.writer import write_volume
+
+
+@pytest.fixture
+def study_json(tmp_path):
+    """A study export as ``reviewer study export --format json`` writes it: one case read under two conditions."""
+    study = tmp_path / "Quixotez-study"
+    (study / "images").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    vol = None
+    for cond in ("standard", "robust"):
+        arr = (rng.random((4, 14, 12)) * 100).astype(np.float32)
+        vol = Volume.from_array(arr, spacing=(1.0, 1.0, 3.0), origin=(-6.0, -7.0, 0.0), modality="MR")
+        write_volume(vol, study / "images" / f"case1-{cond}.nii.gz")
+    lesion = [float(v) for v in vol.geometry.voxel_to_world((6, 7, 2))]
+    near = [lesion[0] + 1.0, lesion[1], lesion[2]]
+    reads = []
+    for cond in ("standard", "robust"):
+        reads.append({"reader_id": "R1", "simulated": False, "case_id": "case1", "condition": cond,
+                      "image_path": f"images/case1-{cond}.nii.gz", "case_rating": 4 if cond == "robust" else 2,
+                      "marks": [{"mark_id": 1, "world_lps": near, "rating": 4}] if cond == "robust" else []})
+        reads.append({"reader_id": "sim-1", "simulated": True, "case_id": "case1", "condition": cond,
+                      "image_path": f"images/case1-{cond}.nii.gz", "case_rating": None,
+                      "marks": [{"mark_id": 7, "world_lps": lesion, "rating": 3}]})
+    data = {"format": "reviewer-study-export", "version": 1, "coordinates": "world LPS mm",
+            "study_dir": str(study),
+            "truth": [{"case_id": "case1", "normal": False,
+                       "lesions": [{"lesion_id": "L1", "center_lps": lesion, "diameter_mm": 3.0, "kind": "fnaf"}],
+                       "images": {"standard": "images/case1-standard.nii.gz",
+                                  "robust": "images/case1-robust.nii.gz"}}],
+            "reads": reads}
+    path = study / "export.json"
+    path.write_text(json.dumps(data))
+    return path, lesion, near
+
+
+def test_study_export_writes_one_sr_per_reader_per_case_image(study_json, tmp_path):
+    path, lesion, near = study_json
+    out = tmp_path / "out"
+    assert main(["export", str(path.parent), "--out", str(out), "--format", "dicom"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(c["case_id"], c["condition"]) for c in manifest["cases"]] == [("case1", "standard"),
+                                                                          ("case1", "robust")]
+    for cond in ("standard", "robust"):
+        srs = {}
+        for p in sorted((out / "case1" / cond / "dicom" / "sr").glob("*.dcm")):
+            sr = hd.sr.srread(p)
+            findings = sr_to_findings(sr)
+            observer = next(iter({f.observer for f in findings}), None) or sr.SeriesDescription
+            srs[observer] = (sr, findings)
+        assert len(srs) == 3  # the truth, reader R1 (even without marks) and the simulated reader
+        truth = next(f for k, (_, fs) in srs.items() for f in fs if f.observer == "reference standard")
+        np.testing.assert_allclose(truth.center_lps, lesion)
+        assert truth.kind == "fnaf" and truth.diameter_mm == 3.0
+        sim = [f for _, fs in srs.values() for f in fs if f.observer == "sim-1"]
+        assert len(sim) == 1 and sim[0].observer_type == "device" and sim[0].score == 3.0
+        r1 = [(sr, fs) for sr, fs in srs.values() if "R1" in sr.SeriesDescription]
+        assert len(r1) == 1
+        sr, fs = r1[0]
+        assert sr_case_score(sr) == (4.0 if cond == "robust" else 2.0)
+        if cond == "robust":
+            (mark,) = fs
+            assert mark.observer == "R1" and mark.observer_type == "person" and mark.score == 4.0
+            np.testing.assert_allclose(mark.center_lps, near)
+        else:
+            assert fs == []
+    # one patient across the study: one pseudonym; the study folder's name is nowhere in the export
+    import pydicom
+
+    names = {str(pydicom.dcmread(p).PatientName) for p in out.rglob("IMG_0001.dcm")}
+    assert len(names) == 1
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert b"Quixotez" not in p.read_bytes(), p
