@@ -132,6 +132,12 @@ def findings_to_sr(findings: Sequence[Finding], source_images: Sequence[Dataset]
         series_description=(series_description or f"reviewer findings ({who} {observer})")[:64],
     )
     sr.SoftwareVersions = reviewer.__version__
+    if any(f.kind not in ("nodule", "lesion", "mass") or f.uncertainty is not None for f in findings):
+        scheme = Dataset()  # declare the local coding scheme of the codes that have no standard equivalent
+        scheme.CodingSchemeDesignator = LOCAL
+        scheme.CodingSchemeName = "reviewer local codes"
+        scheme.CodingSchemeResponsibleOrganization = "reviewer"
+        sr.CodingSchemeIdentificationSequence = [scheme]
     return sr
 
 
