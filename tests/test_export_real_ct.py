@@ -106,3 +106,36 @@ def test_real_ct_export_holds_no_identifying_value(real_export):
     assert find_values(out, values) == []
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["identity"]["kept"] is False and manifest["case"] == "[removed]"
+
+
+def test_enhanced_multiframe_source_keeps_its_study_and_frame(shared_data, tmp_path):
+    from reviewer.export.case import CaseExport
+    from reviewer.export.deid import Deidentifier
+    from reviewer.export.exporter import export_case
+
+    path = shared_data / "dicom-qa-enh" / "In" / "Philips" / "IM_0027_fMAP.dcm"
+    if not path.is_file():
+        pytest.skip("the enhanced MR sample is absent")
+    from reviewer.io.catalog import scan_paths
+
+    uid = scan_paths([path]).image_series()[-1].uid
+    vol = load_volume(path, series_uid=uid)
+    src = pydicom.dcmread(path, stop_before_pixels=True)
+    deid = Deidentifier(key=b"e" * 32)
+    centre = tuple(vol.geometry.center_world())
+    export_case(CaseExport(vol, findings=[Finding(centre, kind="lesion", observer="r", observer_type="person")]),
+                tmp_path / "o", formats=["dicom"], deid=deid)
+    images = [pydicom.dcmread(p) for p in sorted((tmp_path / "o" / "dicom" / "source").glob("*.dcm"))]
+    assert len(images) == vol.shape[0]
+    assert {d.StudyInstanceUID for d in images} == {deid.map_uid(src.StudyInstanceUID)}
+    assert {d.FrameOfReferenceUID for d in images} == {deid.map_uid(src.FrameOfReferenceUID)}
+    back = load_volume(tmp_path / "o" / "dicom" / "source")
+    np.testing.assert_allclose(back.geometry.origin, vol.geometry.origin, atol=1e-3)
+    np.testing.assert_allclose(back.geometry.direction_matrix, vol.geometry.direction_matrix, atol=1e-4)
+    values = [str(src.StudyInstanceUID), str(src.FrameOfReferenceUID)]
+    values += [v for v in (str(src.get("PatientName", "")), str(src.get("PatientID", ""))) if len(v) >= 4]
+    assert find_values(tmp_path / "o", values) == []
+    if shutil.which("dciodvfy"):
+        for p in [sorted((tmp_path / "o" / "dicom" / "source").glob("*.dcm"))[0]] + \
+                sorted((tmp_path / "o" / "dicom" / "sr").glob("*.dcm")):
+            assert dciodvfy(p)[0] == [], p

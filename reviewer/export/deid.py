@@ -38,6 +38,11 @@ KEEP_FREE_TEXT = {"DerivationDescription"}
 # dates / times of the patient that follow the table even when other dates are shifted
 PATIENT_DATES = {"PatientBirthDate", "PatientBirthTime", "LastMenstrualDate"}
 MIN_PHI_LEN = 4
+# removed, but vocabulary rather than identity: never searched for (they recur in every export)
+NOT_IDENTITY = {"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning", "LongCodeValue",
+                "URNCodeValue", "DeidentificationMethod", "PrivateCreator"}
+# a UID in free text (four or more numeric components): replaced through the export's map
+UID_TOKEN = re.compile(r"(?<![\d.])[0-2](?:\.(?:0|[1-9]\d*)){3,}(?![\d.])")
 REMOVED = "[removed]"
 
 
@@ -149,7 +154,8 @@ class Deidentifier:
                 for item in elem.value or []:  # everything inside a removed sequence is identifying
                     self._collect(item, inside_removed or action == "X" or elem.tag.is_private)
                 continue
-            if elem.VR not in IDENTITY_VRS or elem.value is None:
+            if elem.VR not in IDENTITY_VRS or elem.value is None or elem.keyword in NOT_IDENTITY \
+                    or elem.tag.is_private_creator:
                 continue
             identifying = inside_removed or elem.tag.is_private or action in ("D", "Z", "X") \
                 or elem.VR in ("PN", "DA", "DT")
@@ -317,10 +323,7 @@ class Deidentifier:
     # -- text outside DICOM --------------------------------------------------------------------------------------
     def scrub_text(self, text: str) -> str:
         """Replace identifying values of the source and source UIDs in free text (JSON, captions)."""
-        out = str(text)
-        for uid in sorted(self.uid_map, key=len, reverse=True):
-            if uid in out:
-                out = out.replace(uid, self.uid_map[uid])
+        out = UID_TOKEN.sub(lambda m: self.map_uid(m.group(0)), str(text))
         for p in sorted(self.phi, key=len, reverse=True):
             if p in out:
                 out = out.replace(p, REMOVED)

@@ -207,16 +207,21 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
             from pydicom.uid import generate_uid
 
             study_uid = generate_uid(prefix="2.25.", entropy_srcs=["reviewer-study", case.patient_key])
-        built = write_image_series(vol, None, modality=modality, primary=True, series_number=1, study_uid=study_uid,
-                                   series_description=f"built by reviewer from a {fmt} volume (not original DICOM)")
-        for ds in built:  # identity from the sidecar (a pseudonym of it, or of the file, when de-identifying)
-            ds.PatientName = str(side.get("PatientName", ""))
-            ds.PatientID = str(side.get("PatientID", ""))
-        identity = str(side.get("PatientID", "") or case.patient_key or vol.source)
+        header = _enhanced_header(vol)  # an enhanced multi-frame source: keep its patient, study and frame
+        if header is not None and deid is not None:
+            deid.collect([header])
+        what = "an enhanced multi-frame DICOM" if header is not None else f"a {fmt}"
+        built = write_image_series(vol, header, modality=modality, primary=True, series_number=1, study_uid=study_uid,
+                                   series_description=f"built by reviewer from {what} volume (not original DICOM)")
+        if header is None:
+            for ds in built:  # identity from the sidecar (a pseudonym of it, or of the file, when de-identifying)
+                ds.PatientName = str(side.get("PatientName", ""))
+                ds.PatientID = str(side.get("PatientID", ""))
+        identity = str(built[0].get("PatientID", "") or case.patient_key or vol.source)
         images = [deid.apply(ds, collect=False, identity=identity) for ds in built] if deid is not None else built
         source_note = f"{fmt} volume built into a DICOM {modality} series of {len(images)} images"
-        warnings.append(f"the source is not DICOM: a {modality} series was built from the volume for SR/SEG to "
-                        "reference (its SeriesDescription says so)")
+        warnings.append(f"the source is not a DICOM series of single-frame images: a {modality} series was built "
+                        "from the volume for SR/SEG to reference (its SeriesDescription says so)")
     for ds in images:  # type 2 attributes SR / SEG copy from their evidence must exist (empty is fine)
         for kw in TYPE2:
             if kw not in ds:
@@ -296,6 +301,16 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         result.files.append(result.manifest)
     progress(100, 100, "done")
     return result
+
+
+def _enhanced_header(vol: Volume):
+    """The header (no pixels) of an enhanced multi-frame DICOM source, or None for other sources."""
+    meta = vol.metadata or {}
+    if meta.get("format") != "dicom" or not meta.get("files"):
+        return None
+    import pydicom
+
+    return pydicom.dcmread(meta["files"][0], stop_before_pixels=True)
 
 
 def _identity_dataset(side: dict[str, Any], source: str):
