@@ -48,3 +48,18 @@ def test_export_refuses_bad_options(image, tmp_path, capsys):
     bad.write_text('{"findings": []}')
     assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "source" in capsys.readouterr().err
+
+
+def test_bundle_records_the_model_cards_used(image, tmp_path):
+    from reviewer.models.cards import find_card
+
+    path, fpath = image
+    bundle = tmp_path / "case.json"
+    bundle.write_text(json.dumps({"source": path.name, "findings": fpath.name, "models": ["demo-unet-robust"]}))
+    out = tmp_path / "out"
+    assert main(["export", str(bundle), "--out", str(out), "--format", "nifti"]) == 0
+    cards = {c["name"]: c for c in json.loads((out / "nifti" / "image.json").read_text())["ModelCards"]}
+    card = find_card("demo-unet-robust")
+    assert cards["demo-unet-robust"]["weights"] == {k: v for k, v in card.weights.items() if k != "file"}
+    assert cards["demo-unet-robust"]["weights"]["sha256"] == card.weights["sha256"]
+    assert cards["demo-fpr"]["card"].startswith("not found")  # the findings' observer has no card here

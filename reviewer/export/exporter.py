@@ -120,7 +120,14 @@ def scan_for_values(paths: Iterable[Path], values: Iterable[str]) -> list[tuple[
     vals = [v for v in values if v]
     hits = []
     for p in paths:
-        data = p.read_bytes()
+        if p.name.endswith(".nii.gz") or p.suffix == ".nii":
+            import gzip
+
+            opener = gzip.open if p.name.endswith(".gz") else open
+            with opener(p, "rb") as f:
+                data = f.read(352 + 4096)  # header and extensions, not voxels
+        else:
+            data = p.read_bytes()
         if p.suffix == ".dcm":
             ds = pydicom.dcmread(p)
             for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
@@ -133,11 +140,6 @@ def scan_for_values(paths: Iterable[Path], values: Iterable[str]) -> list[tuple[
             data = buf.getvalue()
         elif p.suffix == ".png":
             continue  # pixels only (captions were scrubbed before drawing)
-        elif p.name.endswith(".nii.gz") or p.suffix == ".nii":
-            import gzip
-
-            raw = gzip.decompress(data) if p.name.endswith(".gz") else data
-            data = raw[:352 + 4096]  # header and extensions, not voxels
         for v in vals:
             if any(form in data for form in _forms(v)):
                 hits.append((p, v))
