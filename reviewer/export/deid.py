@@ -89,6 +89,7 @@ class Deidentifier:
         self.uid_map: dict[str, str] = {}
         self.phi: set[str] = set()
         self.phi_words: set[str] = set()
+        self.paths: set[str] = set()  # where the source lives (folder names often carry names and dates)
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
         self.profile = dict(BASIC_PROFILE)
@@ -321,9 +322,21 @@ class Deidentifier:
         )
 
     # -- text outside DICOM --------------------------------------------------------------------------------------
+    def add_source_paths(self, paths: Iterable[str]) -> None:
+        """Remember the source's file and folder paths: never written, replaced in text, searched for."""
+        import os
+
+        for p in paths:
+            if p and len(str(p)) >= MIN_PHI_LEN:
+                self.paths.add(os.path.abspath(str(p)))
+
     def scrub_text(self, text: str) -> str:
-        """Replace identifying values of the source and source UIDs in free text (JSON, captions)."""
-        out = UID_TOKEN.sub(lambda m: self.map_uid(m.group(0)), str(text))
+        """Replace identifying values of the source, its paths and its UIDs in free text (JSON, captions)."""
+        out = str(text)
+        for p in sorted(self.paths, key=len, reverse=True):
+            if p in out:
+                out = out.replace(p, "[source path]")
+        out = UID_TOKEN.sub(lambda m: self.map_uid(m.group(0)), out)
         for p in sorted(self.phi, key=len, reverse=True):
             if p in out:
                 out = out.replace(p, REMOVED)

@@ -183,6 +183,8 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
     vol = case.volume
     if deid is None and not keep_phi:
         deid = Deidentifier(shift_days=shift_days)
+    if deid is not None:
+        deid.add_source_paths([vol.source] + list((vol.metadata or {}).get("files") or []))
     scrub = deid.scrub_text if deid is not None else (lambda s: s)
     w = _Writer(out)
     warnings = list(vol.warnings)
@@ -292,7 +294,7 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
     if deid is not None:
         warnings = [scrub(x) for x in warnings + deid.warnings]
         paths = [f["path"] for f in w.files]
-        hits = scan_for_values(paths, sorted(deid.phi) + sorted(deid.uid_map))
+        hits = scan_for_values(paths, sorted(deid.phi) + sorted(deid.uid_map) + sorted(deid.paths))
         if hits:
             where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
             raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")

@@ -120,7 +120,9 @@ def export_current_case(window: Any, options: ExportOptions) -> Any:
     from reviewer.export.exporter import export_case
     from reviewer.export.from_view import case_from_state
 
-    name = window.windowTitle().split("—", 1)[-1].strip() if "—" in window.windowTitle() else "case"
+    title = window.windowTitle()
+    # the title names the series (often after its file): only an export that keeps identity uses it
+    name = title.split("—", 1)[-1].strip() if options.keep_phi and "—" in title else "case"
     case = case_from_state(window.state, name=name)
     out = Path(options.out_dir)
 
