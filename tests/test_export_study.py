@@ -31,7 +31,12 @@ def study_json(tmp_path):
     for cond in ("standard", "robust"):
         reads.append({"reader_id": "R1", "simulated": False, "case_id": "case1", "condition": cond,
                       "image_path": f"images/case1-{cond}.nii.gz", "case_rating": 4 if cond == "robust" else 2,
-                      "marks": [{"mark_id": 1, "world_lps": near, "rating": 4}] if cond == "robust" else []})
+                      "marks": [{"mark_id": 1, "world_lps": near, "rating": 4,
+                                 "finding": {"center_lps": near, "kind": "reader-mark", "score": 4,
+                                             "score_kind": "rating", "observer": "R1", "observer_type": "person",
+                                             "source": str(study / "images" / f"case1-{cond}.nii.gz"),
+                                             "label": f"case1 / {cond}", "extra": {"case_id": "case1"}}}]
+                      if cond == "robust" else []})
         reads.append({"reader_id": "sim-1", "simulated": True, "case_id": "case1", "condition": cond,
                       "image_path": f"images/case1-{cond}.nii.gz", "case_rating": None,
                       "marks": [{"mark_id": 7, "world_lps": lesion, "rating": 3}]})
@@ -74,6 +79,7 @@ def test_study_export_writes_one_sr_per_reader_per_case_image(study_json, tmp_pa
         if cond == "robust":
             (mark,) = fs
             assert mark.observer == "R1" and mark.observer_type == "person" and mark.score == 4.0
+            assert mark.kind == "fnaf"  # what the study looks for
             np.testing.assert_allclose(mark.center_lps, near)
         else:
             assert fs == []

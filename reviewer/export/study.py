@@ -74,13 +74,15 @@ def _image_path(base: Path, read: dict[str, Any], truth_images: dict[str, str]) 
     raise InputError(None, f"case {read.get('case_id')!r}: the study export names no image")
 
 
-def _mark_finding(mark: dict[str, Any], read: dict[str, Any], n: int, observer_type: str) -> Finding:
+def _mark_finding(mark: dict[str, Any], read: dict[str, Any], n: int, observer_type: str, kind: str) -> Finding:
     given = mark.get("finding")
     if isinstance(given, dict):
         f = Finding.from_json(given)
     else:
         f = Finding(tuple(mark.get("world_lps") or mark["center_lps"]), kind="reader-mark",
                     score=mark.get("rating"), score_kind="rating" if mark.get("rating") is not None else "none")
+    if f.kind in ("", "reader-mark", "mark", "finding"):
+        f.kind = kind  # a reader marks a suspected instance of what the study looks for
     f.observer = str(read["reader_id"])
     f.observer_type = observer_type  # type: ignore[assignment]
     f.tracking_id = f"mark {mark.get('mark_id', n)}"
@@ -99,6 +101,8 @@ def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
     data = json.loads(p.read_text(encoding="utf-8"))
     base = Path(data.get("study_dir") or p.parent)
     truth = {str(t["case_id"]): t for t in data.get("truth", []) if isinstance(t, dict) and "case_id" in t}
+    kinds = [str(les.get("kind") or "lesion") for t in truth.values() for les in t.get("lesions", [])]
+    study_kind = max(set(kinds), key=kinds.count) if kinds else "lesion"
     images: dict[tuple[str, str], StudyCaseImage] = {}
     for read in data["reads"]:
         case_id, condition = str(read["case_id"]), str(read.get("condition", ""))
@@ -118,7 +122,7 @@ def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
         if (reader, otype) not in img.observers:
             img.observers.append((reader, otype))
         for n, mark in enumerate(read.get("marks", []), 1):
-            img.findings.append(_mark_finding(mark, read, n, otype))
+            img.findings.append(_mark_finding(mark, read, n, otype, study_kind))
         score = read.get("case_rating", read.get("roc_rating"))
         if score is not None:
             img.case_scores[reader] = float(score)
