@@ -91,3 +91,10 @@ def test_study_export_writes_one_sr_per_reader_per_case_image(study_json, tmp_pa
     for p in out.rglob("*"):
         if p.is_file():
             assert b"Quixotez" not in p.read_bytes(), p
+    import shutil
+
+    if shutil.which("dciodvfy"):  # reports with no finding and with a case rating are valid too
+        from tests.export_checks import dciodvfy
+
+        for p in sorted(out.rglob("SR_*.dcm")) + [next(out.rglob("IMG_0001.dcm"))]:
+            assert dciodvfy(p)[0] == [], p
