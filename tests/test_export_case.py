@@ -290,7 +290,7 @@ def test_nifti_source_is_built_into_a_dicom_series(tmp_path):
     np.testing.assert_array_equal(back.array, loaded.array)
     assert find_values(result.out_dir, ["Quixotez", "PID-8675309-QX", str(src)]) == []
     if HAVE_DCIODVFY:
-        for p in [_dicoms(result.out_dir, "source")[0]] + _dicoms(result.out_dir, "sr") + _dicoms(result.out_dir, "seg"):
+        for p in _dicoms(result.out_dir, "source")[:1] + _dicoms(result.out_dir, "sr") + _dicoms(result.out_dir, "seg"):
             assert dciodvfy(p)[0] == [], p
 
 

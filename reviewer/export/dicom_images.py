@@ -83,9 +83,9 @@ def _ds(v: float) -> DS:
 
 
 def write_image_series(volume: Volume, header: Dataset | None, *, modality: str, series_description: str,
-                       derivation: str = "", derivation_code: tuple[str, str] | None = None, sources: Sequence[Dataset] | None = None,
-                       series_number: int = 900, primary: bool = False, series_uid: str | None = None,
-                       study_uid: str | None = None, frame_uid: str | None = None) -> list[Dataset]:
+                       derivation: str = "", derivation_code: tuple[str, str] | None = None,
+                       sources: Sequence[Dataset] | None = None, series_number: int = 900, primary: bool = False,
+                       series_uid: str | None = None, study_uid: str | None = None, frame_uid: str | None = None) -> list[Dataset]:
     """One single-frame CT/MR dataset per k slice of ``volume``, geometry from its Geometry (LPS).
 
     ``header``: a (de-identified) source dataset whose patient / study / frame-of-reference attributes the new
@@ -126,7 +126,7 @@ def write_image_series(volume: Volume, header: Dataset | None, *, modality: str,
             ds.SpecificCharacterSet = "ISO_IR 192"
             ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "", "", "", ""
             ds.StudyInstanceUID = study_uid
-            ds.StudyDate, ds.StudyTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+            ds.StudyDate, ds.StudyTime = "", ""  # unknown: the volume carries no acquisition date
             ds.ReferringPhysicianName, ds.StudyID, ds.AccessionNumber = "", "", ""
             ds.FrameOfReferenceUID = frame_uid
             ds.PositionReferenceIndicator = ""
