@@ -98,3 +98,55 @@ def test_study_export_writes_one_sr_per_reader_per_case_image(study_json, tmp_pa
 
         for p in sorted(out.rglob("SR_*.dcm")) + [next(out.rglob("IMG_0001.dcm"))]:
             assert dciodvfy(p)[0] == [], p
+
+
+def test_export_a_study_folder_read_through_the_studies_store(tmp_path):
+    """A study built, read by a person and simulated readers through reviewer.studies, exported from its folder."""
+    pytest.importorskip("reviewer.studies.store")
+    from reviewer.studies.create import StudyBuilder, StudySettings
+    from reviewer.studies.definition import Lesion
+    from reviewer.studies.simulate import simulate_readers
+    from reviewer.studies.store import open_store
+
+    rng = np.random.default_rng(5)
+    builder = StudyBuilder(tmp_path / "study", ["standard", "robust"])
+    lesions = {}
+    for case_id in ("c1", "c2"):
+        arr = (rng.normal(-800, 30, (6, 20, 20))).astype(np.int16)
+        vol = Volume.from_array(arr, spacing=(1.0, 1.0, 2.0), origin=(-10.0, -10.0, 0.0), modality="CT", unit="HU")
+        les = [Lesion(1, tuple(float(v) for v in vol.geometry.voxel_to_world((10, 10, 3))), 6.0, "nodule")] \
+            if case_id == "c1" else []
+        lesions[case_id] = les
+        builder.add_case(case_id, les, {"standard": vol, "robust": vol})
+    builder.write(StudySettings(name="export test", readers=["R1"], paradigm="both"))
+    store = open_store(tmp_path / "study")
+    try:
+        simulate_readers(store, 1, seed=1)
+        session = store.start_session("R1")
+        while (view := session.current()) is not None:
+            vol = session.load_image()
+            session.add_mark(world_lps=tuple(vol.geometry.center_world()), rating=3)
+            session.set_case_rating(2)
+            session.submit_case()
+        results = store.results()
+    finally:
+        store.close()
+    out = tmp_path / "out"
+    assert main(["export", str(tmp_path / "study"), "--out", str(out), "--format", "dicom"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["cases"]) == 4  # 2 cases x 2 conditions
+    reads = {(r.case_id, r.condition, r.reader_id): r for r in results}
+    for entry in manifest["cases"]:
+        srs = [hd.sr.srread(p) for p in sorted((out / entry["folder"] / "dicom" / "sr").glob("*.dcm"))]
+        readers = {r for (c, cond, r) in reads if (c, cond) == (entry["case_id"], entry["condition"])}
+        truth = 1 if lesions[entry["case_id"]] else 0
+        assert len(srs) == len(readers) + truth  # one SR per reader per case image (+ the truth)
+        got = [f for sr in srs for f in sr_to_findings(sr)]
+        for reader in readers:
+            want = reads[(entry["case_id"], entry["condition"], reader)].marks
+            mine = [f for f in got if f.observer == reader]
+            assert sorted(tuple(np.round(f.center_lps, 3)) for f in mine) == \
+                sorted(tuple(np.round(m["world_lps"], 3)) for m in want)
+            assert all(f.kind == "nodule" for f in mine)
+        r1 = [sr for sr in srs if "R1" in sr.SeriesDescription]
+        assert len(r1) == 1 and sr_case_score(r1[0]) == 2.0

@@ -28,9 +28,9 @@ def register(sub, groups) -> None:
 
 
 def _is_study(path: Path) -> bool:
-    from reviewer.export.study import find_study_json
+    from reviewer.export.study import find_study_json, is_study_folder
 
-    return find_study_json(path) is not None
+    return find_study_json(path) is not None or is_study_folder(path)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -29,6 +29,42 @@ def _is_study_export(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("reads"), list)
 
 
+def is_study_folder(path: str | os.PathLike) -> bool:
+    """A reader-study folder (or its definition file): ``study.json`` / ``study.toml`` with cases and readers."""
+    p = Path(path)
+    d = next((p / n for n in ("study.json", "study.toml") if (p / n).is_file()), None) if p.is_dir() else p
+    if d is None or not d.is_file() or d.name not in ("study.json", "study.toml"):
+        return False
+    if d.suffix == ".toml":
+        return True
+    try:
+        data = json.loads(d.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "cases" in data and "conditions" in data
+
+
+def study_reads(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
+    """The study export (a dict as ``reviewer study export --format json`` writes it) and where it lives: read
+    from an export JSON, or made now from a study folder's store (reviewer.studies)."""
+    p = find_study_json(path)
+    if p is not None:
+        return json.loads(p.read_text(encoding="utf-8")), p
+    if is_study_folder(path):
+        from reviewer.studies.exports import study_to_json
+        from reviewer.studies.store import open_store
+
+        store = open_store(path)
+        try:
+            data = study_to_json(store.definition, store.results(), store.readers(), store.study_dir,
+                                 store.schema_version())
+        finally:
+            store.close()
+        return data, Path(store.study_dir) / "study.json"
+    raise InputError(path, "not a reader study (a study folder, or the JSON of 'reviewer study export --format "
+                           "json' with 'reads')")
+
+
 def find_study_json(path: str | os.PathLike) -> Path | None:
     """The study export JSON at ``path`` (the file, or a folder holding one), or None if it is not one."""
     p = Path(path)
@@ -94,11 +130,7 @@ def _mark_finding(mark: dict[str, Any], read: dict[str, Any], n: int, observer_t
 
 def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
     """The case images of a study export JSON, with each reader's marks as findings and the truth."""
-    p = find_study_json(path)
-    if p is None:
-        raise InputError(path, "not a reader-study export (expected the JSON of 'reviewer study export --format "
-                               "json', with 'reads')")
-    data = json.loads(p.read_text(encoding="utf-8"))
+    data, p = study_reads(path)
     base = Path(data.get("study_dir") or p.parent)
     truth = {str(t["case_id"]): t for t in data.get("truth", []) if isinstance(t, dict) and "case_id" in t}
     kinds = [str(les.get("kind") or "lesion") for t in truth.values() for les in t.get("lesions", [])]
