@@ -101,6 +101,8 @@ def test_export_writes_every_format_with_a_manifest(shifted_export):
     assert any("113100" in c for c in codes) and any("113107" in c for c in codes)
     assert any("BurnedInAnnotation=YES" in w for w in manifest["warnings"])
     assert any("BurnedInAnnotation=YES" in w for w in result.warnings)
+    scan = manifest["phi_scan"]
+    assert scan["performed"] and scan["found"] == 0 and scan["identifying_values"] > 20 and scan["source_uids"] > 6
 
 
 @pytest.mark.skipif(not HAVE_DCIODVFY, reason="dciodvfy (dicom3tools) is not installed")

@@ -117,3 +117,15 @@ def test_profile_table_is_valid_data():
         assert tag_for_keyword(kw) is not None, kw
     groups = describe_profile()
     assert "PatientName" in groups["dummy"] and "InstitutionName" in groups["removed"]
+
+
+def test_class_uids_are_kept_even_when_unregistered():
+    src = _source()
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = "1.3.12.2.1107.5.9.1"  # a vendor's private SOP class: a class, not an instance
+    ref.ReferencedSOPInstanceUID = "1.2.3.4.5.6.7.999"
+    src.SourceImageSequence = Sequence([ref])
+    ds = Deidentifier().apply(src)
+    item = ds.SourceImageSequence[0]
+    assert item.ReferencedSOPClassUID == "1.3.12.2.1107.5.9.1"
+    assert item.ReferencedSOPInstanceUID != "1.2.3.4.5.6.7.999"

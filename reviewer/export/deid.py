@@ -38,6 +38,8 @@ KEEP_FREE_TEXT = {"DerivationDescription"}
 # dates / times of the patient that follow the table even when other dates are shifted
 PATIENT_DATES = {"PatientBirthDate", "PatientBirthTime", "LastMenstrualDate"}
 MIN_PHI_LEN = 4
+NOT_MAPPED_UIDS = {"CodingSchemeUID", "MappingResourceUID", "ContextGroupExtensionCreatorUID",
+                   "ImplementationClassUID", "PrivateRecordUID"}
 # removed, but vocabulary rather than identity: never searched for (they recur in every export)
 NOT_IDENTITY = {"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning", "LongCodeValue",
                 "URNCodeValue", "DeidentificationMethod", "PrivateCreator"}
@@ -257,8 +259,9 @@ class Deidentifier:
         vr = elem.VR
         if vr == "PN":
             return "X"
-        if vr == "UI":
-            return "U"
+        if vr == "UI":  # instances are mapped; classes, syntaxes and vocabularies are not identifying
+            kw = elem.keyword
+            return "K" if kw.endswith(("ClassUID", "SyntaxUID")) or kw in NOT_MAPPED_UIDS else "U"
         if vr in FREE_TEXT_VRS and elem.keyword not in KEEP_FREE_TEXT:
             return "X"
         return "K"

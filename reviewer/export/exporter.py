@@ -291,6 +291,7 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
             w.add(p, "png", "key image with the overlays as shown")
     progress(90, 100, "checking and writing the manifest")
 
+    scan: dict[str, Any] = {"performed": False, "reason": "identity kept"}
     if deid is not None:
         warnings = [scrub(x) for x in warnings + deid.warnings]
         paths = [f["path"] for f in w.files]
@@ -298,10 +299,14 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         if hits:
             where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
             raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")
+        scan = {"performed": True, "files": len(paths), "identifying_values": len(deid.phi),
+                "source_uids": len(deid.uid_map), "source_paths": len(deid.paths), "found": 0,
+                "scope": "DICOM files without pixel data, JSON, NIfTI headers (PNG captions are scrubbed before "
+                         "drawing)"}
     result = ExportResult(out, out / "manifest.json", [f["path"] for f in w.files], warnings, list(w.files),
                           source_note)
     if manifest:
-        write_manifest(out, w.files, deid, keep_phi, case_name, source_note, warnings)
+        write_manifest(out, w.files, deid, keep_phi, case_name, source_note, warnings, extra={"phi_scan": scan})
         result.files.append(result.manifest)
     progress(100, 100, "done")
     return result
