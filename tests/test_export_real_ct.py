@@ -94,6 +94,13 @@ def test_real_ct_reads_back(real_export):
     np.testing.assert_array_equal(exported.array, vol.array)
     np.testing.assert_allclose(exported.geometry.origin, vol.geometry.origin, atol=1e-4)
     assert (out / "png" / "finding-01.png").is_file()
+    import SimpleITK as sitk
+
+    img = sitk.ReadImage(str(out / "nifti" / "image.nii.gz"))
+    np.testing.assert_allclose(img.GetOrigin(), vol.geometry.origin, atol=1e-4)
+    np.testing.assert_allclose(img.GetSpacing(), vol.geometry.spacing, atol=1e-6)
+    np.testing.assert_allclose(np.reshape(img.GetDirection(), (3, 3)), vol.geometry.direction_matrix, atol=1e-6)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img), vol.array)
 
 
 def test_real_ct_export_holds_no_identifying_value(real_export):
