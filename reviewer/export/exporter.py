@@ -251,8 +251,10 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
 
         for n, (observer, otype, group) in enumerate(_observer_groups(findings, case.observers), 1):
             name = observer if otype == "device" or observer.endswith("^") else f"{observer}^"
+            who = "reader" if otype == "person" else "algorithm"
             sr = findings_to_sr(group, images, observer=name, observer_type=otype, series_number=950 + n,
-                                case_score=case.case_scores.get(observer))
+                                case_score=case.case_scores.get(observer),
+                                series_description=f"reviewer findings ({who} {scrub(observer)})")
             p = out / "dicom" / "sr" / f"SR_{n:02d}_{safe_name(observer)}.dcm"
             p.parent.mkdir(parents=True, exist_ok=True)
             sr.save_as(p, enforce_file_format=True)
