@@ -173,8 +173,6 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
     ``deid`` lets several cases (a reader study) share one UID map and pseudonym key. Raises
     :class:`PhiLeakError` when a de-identified export would still contain an identifying value of the source.
     """
-    from reviewer.export.dicom_images import choose_modality, save_series, source_datasets, write_image_series
-
     formats = parse_formats(formats)
     if keep_phi and (shift_days or deid is not None):
         raise InputError(None, "--keep-phi keeps the identity as is: it cannot be combined with --shift-dates")
@@ -187,11 +185,51 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         deid.add_source_paths([vol.source] + list((vol.metadata or {}).get("files") or []))
     scrub = deid.scrub_text if deid is not None else (lambda s: s)
     w = _Writer(out)
-    warnings = list(vol.warnings)
     progress = token.progress if token is not None else (lambda *a, **k: None)
     progress(0, 100, "reading the source")
+    images, modality, source_note, warnings = _source_images(case, deid)
+    findings = [_scrub_finding(f, scrub) for f in case.findings]
+    progress(15, 100, "DICOM")
+    if "dicom" in formats:
+        warnings += _write_dicom(case, findings, images, modality, source_note, scrub, w, out)
+    progress(55, 100, "NIfTI")
+    if "nifti" in formats:
+        _write_nifti(case, findings, images, deid, keep_phi, source_note, w, out)
+    progress(75, 100, "key images")
+    if "png" in formats:
+        _write_png(case, findings, scrub, w, out)
+    progress(90, 100, "checking and writing the manifest")
 
-    # source series: de-identified copy of the DICOM source, or a series built from the volume
+    scan: dict[str, Any] = {"performed": False, "reason": "identity kept"}
+    if deid is not None:
+        warnings = [scrub(x) for x in warnings + deid.warnings]
+        paths = [f["path"] for f in w.files]
+        hits = scan_for_values(paths, sorted(deid.phi) + sorted(deid.uid_map) + sorted(deid.paths))
+        if hits:
+            where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
+            raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")
+        scan = {"performed": True, "files": len(paths), "identifying_values": len(deid.phi),
+                "source_uids": len(deid.uid_map), "source_paths": len(deid.paths), "found": 0,
+                "scope": "DICOM files without pixel data, JSON, NIfTI headers (PNG captions are scrubbed before "
+                         "drawing)"}
+    result = ExportResult(out, out / "manifest.json", [f["path"] for f in w.files], warnings, list(w.files),
+                          source_note)
+    if manifest:
+        write_manifest(out, w.files, deid, keep_phi, scrub(case.name), source_note, warnings,
+                       extra={"phi_scan": scan})
+        result.files.append(result.manifest)
+    progress(100, 100, "done")
+    return result
+
+
+def _source_images(case: CaseExport, deid: Deidentifier | None) -> tuple[list, str, str, list[str]]:
+    """The source series to export and reference: a (de-identified) copy of the DICOM source, or a series built
+    from the volume. Returns (datasets in k order, modality, a description without identifying detail, warnings).
+    """
+    from reviewer.export.dicom_images import choose_modality, source_datasets, write_image_series
+
+    vol = case.volume
+    warnings = list(vol.warnings)
     src = source_datasets(vol)
     modality = (src[0].get("Modality", "") if src else "") or choose_modality(vol, case.modality)
     if src is not None:
@@ -230,88 +268,66 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         for kw in TYPE2:
             if kw not in ds:
                 setattr(ds, kw, "")
-    case_name = scrub(case.name)
-    findings = [_scrub_finding(f, scrub) for f in case.findings]
-    progress(15, 100, "DICOM")
+    return images, modality, source_note, warnings
 
-    if "dicom" in formats:
-        for p in save_series(images, out / "dicom" / "source", "IMG"):
-            w.add(p, "dicom-image", f"source series ({source_note})")
-        for n, d in enumerate(case.derived, 1):
-            text = scrub(d.description)
-            model = f"; model {d.model}" if d.model else ""
-            series = write_image_series(
-                d.volume, images[0], modality=modality, series_description=f"DERIVED {d.kind}: {text}",
-                derivation=f"{text} (reviewer {reviewer.__version__}{model}); not an original acquisition",
-                derivation_code=("113077", "Volume editing") if d.kind in ("synthetic-nodule", "fnaf") else None,
-                sources=images, series_number=900 + n)
-            for p in save_series(series, out / "dicom" / f"derived-{n}", "IMG"):
-                w.add(p, "dicom-derived-image", text)
-        from reviewer.export.dicom_sr import findings_to_sr
 
-        for n, (observer, otype, group) in enumerate(_observer_groups(findings, case.observers), 1):
-            name = observer if otype == "device" or observer.endswith("^") else f"{observer}^"
-            who = "reader" if otype == "person" else "algorithm"
-            sr = findings_to_sr(group, images, observer=name, observer_type=otype, series_number=950 + n,
-                                case_score=case.case_scores.get(observer),
-                                series_description=f"reviewer findings ({who} {scrub(observer)})")
-            p = out / "dicom" / "sr" / f"SR_{n:02d}_{safe_name(observer)}.dcm"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            sr.save_as(p, enforce_file_format=True)
-            w.add(p, "dicom-sr", f"{len(group)} findings of {'reader' if otype == 'person' else 'algorithm'} "
-                                 f"{observer} (Comprehensive 3D SR, TID 1500)")
-        from reviewer.export.dicom_seg import mask_to_seg
+def _write_dicom(case: CaseExport, findings: list[Finding], images: list, modality: str, source_note: str,
+                 scrub, w: _Writer, out: Path) -> list[str]:
+    """Source series, derived series, one SR per observer and one SEG per mask; returns warnings."""
+    from reviewer.export.dicom_images import save_series, write_image_series
+    from reviewer.export.dicom_seg import mask_to_seg
+    from reviewer.export.dicom_sr import findings_to_sr
 
-        for n, layer in enumerate(case.masks, 1):
-            try:
-                seg = mask_to_seg(layer, images, series_number=960 + n)
-            except ValueError as exc:
-                warnings.append(f"mask {layer.name}: not exported as SEG ({exc})")
-                continue
-            p = out / "dicom" / "seg" / f"SEG_{n:02d}_{safe_name(scrub(layer.name))}.dcm"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            seg.save_as(p, enforce_file_format=True)
-            w.add(p, "dicom-seg", f"{'fractional heat map' if layer.kind == 'heatmap' else 'binary mask'} "
-                                  f"{scrub(layer.name)}")
-    progress(55, 100, "NIfTI")
+    warnings = []
+    for p in save_series(images, out / "dicom" / "source", "IMG"):
+        w.add(p, "dicom-image", f"source series ({source_note})")
+    for n, d in enumerate(case.derived, 1):
+        text = scrub(d.description)
+        model = f"; model {d.model}" if d.model else ""
+        series = write_image_series(
+            d.volume, images[0], modality=modality, series_description=f"DERIVED {d.kind}: {text}",
+            derivation=f"{text} (reviewer {reviewer.__version__}{model}); not an original acquisition",
+            derivation_code=("113077", "Volume editing") if d.kind in ("synthetic-nodule", "fnaf") else None,
+            sources=images, series_number=900 + n)
+        for p in save_series(series, out / "dicom" / f"derived-{n}", "IMG"):
+            w.add(p, "dicom-derived-image", text)
+    for n, (observer, otype, group) in enumerate(_observer_groups(findings, case.observers), 1):
+        name = observer if otype == "device" or observer.endswith("^") else f"{observer}^"  # PN: family name
+        who = "reader" if otype == "person" else "algorithm"
+        sr = findings_to_sr(group, images, observer=name, observer_type=otype, series_number=950 + n,
+                            case_score=case.case_scores.get(observer),
+                            series_description=f"reviewer findings ({who} {scrub(observer)})")
+        p = out / "dicom" / "sr" / f"SR_{n:02d}_{safe_name(observer)}.dcm"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sr.save_as(p, enforce_file_format=True)
+        w.add(p, "dicom-sr", f"{len(group)} findings of {who} {observer} (Comprehensive 3D SR, TID 1500)")
+    for n, layer in enumerate(case.masks, 1):
+        try:
+            seg = mask_to_seg(layer, images, series_number=960 + n)
+        except ValueError as exc:
+            warnings.append(f"mask {layer.name}: not exported as SEG ({exc})")
+            continue
+        p = out / "dicom" / "seg" / f"SEG_{n:02d}_{safe_name(scrub(layer.name))}.dcm"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        seg.save_as(p, enforce_file_format=True)
+        w.add(p, "dicom-seg", f"{'fractional heat map' if layer.kind == 'heatmap' else 'binary mask'} "
+                              f"{scrub(layer.name)}")
+    return warnings
 
-    if "nifti" in formats:
-        _write_nifti(case, findings, images, deid, keep_phi, source_note, w, out)
-    progress(75, 100, "key images")
 
-    if "png" in formats:
-        from reviewer.export.key_images import write_key_images
-        from reviewer.view.overlays import HeatMapOverlay, LabelMapOverlay
+def _write_png(case: CaseExport, findings: list[Finding], scrub, w: _Writer, out: Path) -> None:
+    from reviewer.export.key_images import write_key_images
+    from reviewer.view.overlays import HeatMapOverlay, LabelMapOverlay
 
-        overlays = []
-        for layer in case.masks:
-            mv = Volume(layer.array if layer.kind == "heatmap" else layer.array.astype(np.int32), vol.geometry)
-            overlays.append(HeatMapOverlay(mv, name=layer.name, range=layer.value_range) if layer.kind == "heatmap"
-                            else LabelMapOverlay(mv, name=layer.name))
-        for p in write_key_images(vol, findings, overlays, out / "png", label=lambda f: scrub(finding_label(f)),
-                                  caption=scrub):
-            w.add(p, "png", "key image with the overlays as shown")
-    progress(90, 100, "checking and writing the manifest")
-
-    scan: dict[str, Any] = {"performed": False, "reason": "identity kept"}
-    if deid is not None:
-        warnings = [scrub(x) for x in warnings + deid.warnings]
-        paths = [f["path"] for f in w.files]
-        hits = scan_for_values(paths, sorted(deid.phi) + sorted(deid.uid_map) + sorted(deid.paths))
-        if hits:
-            where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
-            raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")
-        scan = {"performed": True, "files": len(paths), "identifying_values": len(deid.phi),
-                "source_uids": len(deid.uid_map), "source_paths": len(deid.paths), "found": 0,
-                "scope": "DICOM files without pixel data, JSON, NIfTI headers (PNG captions are scrubbed before "
-                         "drawing)"}
-    result = ExportResult(out, out / "manifest.json", [f["path"] for f in w.files], warnings, list(w.files),
-                          source_note)
-    if manifest:
-        write_manifest(out, w.files, deid, keep_phi, case_name, source_note, warnings, extra={"phi_scan": scan})
-        result.files.append(result.manifest)
-    progress(100, 100, "done")
-    return result
+    vol = case.volume
+    overlays = []
+    for layer in case.masks:
+        mv = Volume(layer.array if layer.kind == "heatmap" else layer.array.astype(np.int32), vol.geometry)
+        overlays.append(HeatMapOverlay(mv, name=layer.name, range=layer.value_range) if layer.kind == "heatmap"
+                        else LabelMapOverlay(mv, name=layer.name))
+    for p in write_key_images(vol, findings, overlays, out / "png", label=lambda f: scrub(finding_label(f)),
+                              caption=scrub):
+        w.add(p, "png", "key image with the overlays as shown")
 
 
 def _enhanced_header(vol: Volume):
