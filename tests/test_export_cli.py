@@ -63,3 +63,28 @@ def test_bundle_records_the_model_cards_used(image, tmp_path):
     assert cards["demo-unet-robust"]["weights"] == {k: v for k, v in card.weights.items() if k != "file"}
     assert cards["demo-unet-robust"]["weights"]["sha256"] == card.weights["sha256"]
     assert cards["demo-fpr"]["card"].startswith("not found")  # the findings' observer has no card here
+
+
+def test_refused_export_leaves_nothing_behind_and_reexport_replaces(image, tmp_path, monkeypatch):
+    from reviewer.export import exporter
+    from reviewer.export.case import CaseExport
+    from reviewer.io.loader import load_volume
+
+    path, _ = image
+    case = CaseExport(load_volume(path))
+    out = tmp_path / "out"
+    first = exporter.export_case(case, out, formats=["nifti", "png"])
+    assert (out / "png").is_dir()
+    again = exporter.export_case(case, out, formats=["nifti"])  # a re-export replaces the previous one
+    assert not (out / "png").exists() and again.manifest.is_file() and first.manifest == again.manifest
+    monkeypatch.setattr(exporter, "scan_for_values", lambda paths, values: [(list(paths)[0], "x")])
+    with pytest.raises(exporter.PhiLeakError):
+        exporter.export_case(case, out)
+    assert sorted(p.name for p in out.iterdir()) == []
+    (tmp_path / "busy" / "dicom").mkdir(parents=True)
+    (tmp_path / "busy" / "dicom" / "mine.txt").write_text("not an export")
+    from reviewer.errors import InputError
+
+    with pytest.raises(InputError, match="empty output folder"):
+        exporter.export_case(case, tmp_path / "busy")
+    assert (tmp_path / "busy" / "dicom" / "mine.txt").is_file()

@@ -56,6 +56,7 @@ def test_study_export_writes_one_sr_per_reader_per_case_image(study_json, tmp_pa
     path, lesion, near = study_json
     out = tmp_path / "out"
     assert main(["export", str(path.parent), "--out", str(out), "--format", "dicom"]) == 0
+    assert main(["export", str(path.parent), "--out", str(out), "--format", "dicom"]) == 0  # replaces the first
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(c["case_id"], c["condition"]) for c in manifest["cases"]] == [("case1", "standard"),
                                                                           ("case1", "robust")]

@@ -148,13 +148,47 @@ def scan_for_values(paths: Iterable[Path], values: Iterable[str]) -> list[tuple[
 
 # -- the export -------------------------------------------------------------------------------------------------------
 class _Writer:
+    """Records each file an export writes (for the manifest, and to remove them if the export fails)."""
+
+    SUBDIRS = ("dicom", "nifti", "png")
+
     def __init__(self, out_dir: Path):
         self.out = out_dir
         self.files: list[dict[str, Any]] = []
+        self._replace_previous()
+
+    def _replace_previous(self) -> None:
+        """An earlier reviewer export in this folder is replaced; other files there make the export stop."""
+        used = [self.out / d for d in self.SUBDIRS if (self.out / d).exists()]
+        if not used:
+            return
+        try:
+            previous = json.loads((self.out / "manifest.json").read_text()).get("software", "").startswith("reviewer")
+        except (OSError, ValueError, AttributeError):
+            previous = False
+        if not previous:
+            raise InputError(self.out, "already holds dicom/, nifti/ or png/ folders that are not a reviewer "
+                                       "export: choose an empty output folder")
+        import shutil
+
+        for d in used:
+            shutil.rmtree(d)
+        (self.out / "manifest.json").unlink()
 
     def add(self, path: Path, kind: str, description: str = "") -> Path:
         self.files.append({"path": path, "kind": kind, "description": description})
         return path
+
+    def remove_all(self) -> None:
+        """Delete what this export wrote (also files written but not yet recorded)."""
+        for d in self.SUBDIRS:
+            root = self.out / d
+            if not root.exists():
+                continue
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+        (self.out / "manifest.json").unlink(missing_ok=True)
 
 
 def _observer_groups(findings: Sequence[Finding], observers: Sequence[tuple[str, str]] = ()
@@ -183,8 +217,17 @@ def export_case(case: CaseExport, out_dir: str | os.PathLike, formats: Sequence[
         deid = Deidentifier(shift_days=shift_days)
     if deid is not None:
         deid.add_source_paths([vol.source] + list((vol.metadata or {}).get("files") or []))
-    scrub = deid.scrub_text if deid is not None else (lambda s: s)
     w = _Writer(out)
+    try:
+        return _export(case, out, formats, keep_phi, deid, token, manifest, w)
+    except BaseException:
+        w.remove_all()  # a refused, failed or cancelled export leaves nothing unchecked behind
+        raise
+
+
+def _export(case: CaseExport, out: Path, formats: tuple[str, ...], keep_phi: bool, deid: Deidentifier | None,
+            token: JobToken | None, manifest: bool, w: "_Writer") -> ExportResult:
+    scrub = deid.scrub_text if deid is not None else (lambda s: s)
     progress = token.progress if token is not None else (lambda *a, **k: None)
     progress(0, 100, "reading the source")
     images, modality, source_note, warnings = _source_images(case, deid)

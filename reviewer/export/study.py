@@ -161,6 +161,26 @@ def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
     return list(images.values())
 
 
+def _remove_previous_study_export(out: Path) -> None:
+    """A study exported here before is replaced: its case folders (as its manifest lists them) are removed."""
+    import shutil
+
+    try:
+        previous = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not str(previous.get("software", "")).startswith("reviewer") or not isinstance(previous.get("cases"), list):
+        return
+    for c in previous["cases"]:
+        folder = (out / str(c.get("folder", ""))).resolve()
+        if folder != out.resolve() and out.resolve() in folder.parents and folder.is_dir():
+            shutil.rmtree(folder)
+            parent = folder.parent
+            if parent != out.resolve() and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+    (out / "manifest.json").unlink()
+
+
 def export_study(path: str | os.PathLike, out_dir: str | os.PathLike,
                  formats: Sequence[str] = ("dicom", "nifti", "png"), keep_phi: bool = False,
                  shift_days: int | None = None, token: JobToken | None = None):
@@ -175,6 +195,7 @@ def export_study(path: str | os.PathLike, out_dir: str | os.PathLike,
         raise InputError(path, "the study export holds no submitted reads")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_previous_study_export(out)
     deid = None if keep_phi else Deidentifier(shift_days=shift_days)
     entries: list[dict[str, Any]] = []
     warnings: list[str] = []
