@@ -129,3 +129,26 @@ def test_class_uids_are_kept_even_when_unregistered():
     item = ds.SourceImageSequence[0]
     assert item.ReferencedSOPClassUID == "1.3.12.2.1107.5.9.1"
     assert item.ReferencedSOPInstanceUID != "1.2.3.4.5.6.7.999"
+
+
+def test_placeholder_identities_are_not_searched_for():
+    src = _source()
+    src.PatientName, src.OperatorsName, src.ReferringPhysicianName = "ANONYMOUS", "Unknown^", "ANON"
+    d = Deidentifier()
+    ds = d.apply(src)
+    assert not {"ANONYMOUS", "Unknown", "ANON", "Unknown^"} & d.phi
+    assert not d.contains_phi(str(ds.PatientName))  # our pseudonym ANON-... is not a leak
+    assert "MRN12345678" in d.phi  # real identifiers still are
+
+
+def test_dates_the_export_writes_itself_are_not_leaks():
+    import datetime as dt
+
+    src = _source()
+    src.StudyDate = dt.date.today().strftime("%Y%m%d")  # a study acquired today
+    d = Deidentifier(shift_days=-1)  # shifts the series date onto the original study date
+    d.apply(src)
+    searched = d.searchable()
+    assert "20200301" not in searched  # the shifted series date (a date written by the export)
+    assert src.StudyDate not in searched  # today's date is every new object's content date
+    assert "20200302" in searched and "MRN12345678" in searched

@@ -48,6 +48,18 @@ UID_TOKEN = re.compile(r"(?<![\d.])[0-2](?:\.(?:0|[1-9]\d*)){3,}(?![\d.])")
 REMOVED = "[removed]"
 
 
+# values that stand for "no identity" in already anonymised data: not identifying, and searching for them would
+# refuse exports that contain the same words (our own pseudonyms start with ANON-)
+PLACEHOLDERS = {"anon", "anonymous", "anonymized", "anonymised", "anonymize", "unknown", "none", "null", "removed",
+                "deidentified", "de-identified", "not available", "n/a", "na", "test", "patient", "nobody", "empty",
+                "redacted", "xxxx", "xxxxx", "0000", "00000000"}
+
+
+def _placeholder(value: str) -> bool:
+    v = value.strip().strip("^=").replace("^", " ").strip().lower()
+    return v in PLACEHOLDERS or not any(c.isalnum() for c in v)
+
+
 def _date_forms(value: str) -> list[str]:
     """The spellings of a DICOM date (YYYYMMDD) that might appear in paths, JSON or captions."""
     m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})", value.strip()[:8]) if len(value.strip()) >= 8 else None
@@ -91,7 +103,8 @@ class Deidentifier:
         self.uid_map: dict[str, str] = {}
         self.phi: set[str] = set()
         self.phi_words: set[str] = set()
-        self.paths: set[str] = set()  # where the source lives (folder names often carry names and dates)
+        self.paths: set[str] = set()
+        self.produced_dates: set[str] = set()  # shifted dates written (may equal another source date)  # where the source lives (folder names often carry names and dates)
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
         self.profile = dict(BASIC_PROFILE)
@@ -126,6 +139,7 @@ class Deidentifier:
             d = _dt.date(int(v[:4]), int(v[4:6]), int(v[6:8])) + _dt.timedelta(days=self.shift_days or 0)
         except ValueError:
             return ""
+        self.produced_dates.update(_date_forms(d.strftime("%Y%m%d")))
         return d.strftime("%Y%m%d") + v[8:]
 
     # -- collecting identifying values --------------------------------------------------------------------------
@@ -136,7 +150,7 @@ class Deidentifier:
 
     def _add_phi(self, value: str, vr: str) -> None:
         value = str(value).strip().rstrip("\x00").strip()
-        if len(value) < MIN_PHI_LEN:
+        if len(value) < MIN_PHI_LEN or _placeholder(value):
             return
         if vr in ("DA", "DT"):
             self.phi.update(f for f in _date_forms(value) if len(f) >= MIN_PHI_LEN)
@@ -145,6 +159,8 @@ class Deidentifier:
         if vr == "PN":
             for part in re.split(r"[\^= ]", value):
                 part = part.strip()
+                if _placeholder(part):
+                    continue
                 if len(part) >= MIN_PHI_LEN:
                     self.phi.add(part)
                 elif len(part) >= 2 and part.isalpha():
@@ -184,6 +200,13 @@ class Deidentifier:
         self._words_key = key
         self._words_cache = re.compile(rf"(?<![A-Za-z])(?:{alternatives})(?![A-Za-z])", re.IGNORECASE)
         return self._words_cache
+
+    def searchable(self) -> list[str]:
+        """What a written file must not contain: identifying values, source UIDs and paths. Dates this export
+        writes itself (shifted dates, today's creation date) are left out: they may equal a source date."""
+        today = set(_date_forms(_dt.date.today().strftime("%Y%m%d")))
+        values = {p for p in self.phi if p not in self.produced_dates and p not in today}
+        return sorted(values) + sorted(self.uid_map) + sorted(self.paths)
 
     def contains_phi(self, text: str) -> bool:
         words = self._words_re()

@@ -247,7 +247,7 @@ def _export(case: CaseExport, out: Path, formats: tuple[str, ...], keep_phi: boo
     if deid is not None:
         warnings = [scrub(x) for x in warnings + deid.warnings]
         paths = [f["path"] for f in w.files]
-        hits = scan_for_values(paths, sorted(deid.phi) + sorted(deid.uid_map) + sorted(deid.paths))
+        hits = scan_for_values(paths, deid.searchable())
         if hits:
             where = ", ".join(sorted({str(p.relative_to(out)) for p, _ in hits}))
             raise PhiLeakError(f"{out}: identifying values of the source remain in {where}; export refused")
