@@ -152,3 +152,11 @@ def test_dates_the_export_writes_itself_are_not_leaks():
     assert "20200301" not in searched  # the shifted series date (a date written by the export)
     assert src.StudyDate not in searched  # today's date is every new object's content date
     assert "20200302" in searched and "MRN12345678" in searched
+
+
+def test_a_kept_attribute_holding_an_identifying_value_is_emptied():
+    src = _source()
+    src.InstitutionName = "Springfield General"
+    src.Manufacturer = "Springfield General scanners"  # kept by the profile, but names the institution
+    ds = Deidentifier().apply(src)
+    assert "InstitutionName" not in ds and ds.Manufacturer == ""

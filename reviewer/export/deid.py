@@ -274,8 +274,8 @@ class Deidentifier:
                     self._walk(item, top=False, patient=patient)
             if action == "K" and vr in TEXT_VRS and vr != "UI" and elem.value is not None \
                     and self.contains_phi(str(elem.value)):
-                del ds[tag]  # a kept string holding an identifying value of the source
-                action = "X"
+                elem.value = ""  # a kept string holding an identifying value of the source (emptied, so a type 2
+                action = "Z"     # attribute such as Manufacturer stays present)
             self._count(action)
 
     def _generic_action(self, elem: Any) -> str:
