@@ -133,3 +133,12 @@ def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
     proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
     lines = (proc.stdout + proc.stderr).splitlines()
     return [ln for ln in lines if ln.startswith("Error")], [ln for ln in lines if ln.startswith("Warning")]
+
+
+def dcentvfy(paths) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of dicom3tools' entity check: patient / study / series attributes agree across files."""
+    exe = shutil.which("dcentvfy")
+    assert exe is not None
+    proc = subprocess.run([exe, *map(str, paths)], capture_output=True, text=True, timeout=120)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return [ln for ln in lines if ln.startswith("Error")], [ln for ln in lines if ln.startswith("Warning")]

@@ -24,6 +24,7 @@ from tests.export_checks import (
     DATE_FORMS,
     PHI,
     PRIVATE_PHI,
+    dcentvfy,
     dciodvfy,
     find_values,
     identifying_values,
@@ -115,6 +116,9 @@ def test_every_dicom_object_passes_dciodvfy(shifted_export, phi_source):
     for f in files:
         errors, _ = dciodvfy(f)
         assert errors == [], f"{f.name}: {errors}"
+    if shutil.which("dcentvfy"):  # patient / study attributes agree across the source, SR, SEG and derived
+        errors, warnings = dcentvfy(files)
+        assert errors == [] and not [w for w in warnings if "AccessionNumber" not in w], warnings
 
 
 def test_sr_reads_back_to_the_same_findings(shifted_export):

@@ -17,7 +17,7 @@ from reviewer.findings import Finding, findings_to_json
 from reviewer.geometry import Volume
 from reviewer.io.loader import load_volume
 from reviewer.io.writer import write_volume
-from tests.export_checks import dciodvfy, find_values
+from tests.export_checks import dcentvfy, dciodvfy, find_values
 
 KIND = {"A": "adenocarcinoma", "B": "small-cell carcinoma", "E": "large-cell carcinoma", "G": "squamous carcinoma"}
 
@@ -72,6 +72,8 @@ def test_real_ct_export_validates(real_export):
     assert len(files) == vol.shape[0] + 2  # the source series, one SR, one SEG
     for f in files:
         assert dciodvfy(f)[0] == [], f
+    errors, warnings = dcentvfy(files)  # one patient, one study, consistent across source, SR and SEG
+    assert errors == [] and not [w for w in warnings if "AccessionNumber" not in w], warnings
 
 
 def test_real_ct_reads_back(real_export):

@@ -99,6 +99,11 @@ def test_study_export_writes_one_sr_per_reader_per_case_image(study_json, tmp_pa
 
         for p in sorted(out.rglob("SR_*.dcm")) + [next(out.rglob("IMG_0001.dcm"))]:
             assert dciodvfy(p)[0] == [], p
+        from tests.export_checks import dcentvfy
+
+        # the case's two condition images and all SRs: one patient, one study (shared pseudonym and study UID)
+        errors, warnings = dcentvfy(sorted(out.rglob("*.dcm")))
+        assert errors == [] and not [w for w in warnings if "AccessionNumber" not in w], warnings
 
 
 def test_export_a_study_folder_read_through_the_studies_store(tmp_path):
