@@ -130,7 +130,7 @@ def test_cli_create_simulate_analyze_export(tmp_path, capsys):
     assert d.cases[0].truth.lesions[0].center_lps == (10.0, 8.0, 0.0) and d.cases[1].truth.normal
     assert all(len(ref.path) == len("images/") + 12 + 4 for c in d.cases for ref in c.images.values())
     assert cli.main(["study", "create", "--cases", str(src / "cases.csv"), "--out", str(study)]) == 2  # no overwrite
-    assert cli.main(["study", "simulate", str(study), "--readers", "4", "--seed", "2",
+    assert cli.main(["study", "simulate", str(study), "--readers", "3", "--seed", "2",
                      "--sensitivity", "standard U-Net 4x=0.3", "--sensitivity", "robust U-Net 4x=0.95",
                      "--false-marks-per-case", "0.2"]) == 0
     capsys.readouterr()
@@ -147,10 +147,10 @@ def test_cli_create_simulate_analyze_export(tmp_path, capsys):
     assert cli.main(["study", "export", str(study), "--format", "jafroc", "--out", str(tmp_path / "x.xls")]) == 2
     assert cli.main(["study", "export", str(study), "--format", "csv", "--out", str(tmp_path / "all.csv")]) == 0
     n_case_rows = sum(r["record"] == "case" for r in csv.DictReader((tmp_path / "all.csv").open()))
-    assert n_case_rows == 4 * 12  # R1 has not read yet
+    assert n_case_rows == 3 * 12  # R1 has not read yet
     assert cli.main(["study", "status", str(study)]) == 0
     status = capsys.readouterr().out
-    assert "integrity: ok" in status and "sim-04" in status and "not started" in status
+    assert "integrity: ok" in status and "sim-03" in status and "not started" in status
 
 
 def test_create_from_insertions(tmp_path):
