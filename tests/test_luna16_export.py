@@ -39,8 +39,8 @@ def test_layout_and_mhd_header(exported):
         assert fields["ElementType"] == "MET_SHORT"
         assert fields["ElementDataFile"] == f"{uid}.raw"
         assert fields["DimSize"].split() == ["64", "64", "40"]
-        d = np.array(fields["TransformMatrix"].split(), float).reshape(3, 3)
-        # MetaIO writes the direction row by row: the same matrix as Geometry.direction
+        # MetaIO lists the axis vectors one after another (the columns of Geometry.direction)
+        d = np.array(fields["TransformMatrix"].split(), float).reshape(3, 3).T
         np.testing.assert_array_equal(d, demo_direction(seed))
         img = sitk.ReadImage(str(exported / "subset0" / f"{uid}.mhd"))
         np.testing.assert_allclose(img.GetOrigin(), np.array(fields["Offset"].split(), float))
@@ -97,3 +97,24 @@ def test_split_seeds_and_cache_key(exported, tmp_path):
         resolve_luna16("demo:ct-nope")
     with pytest.raises(InputError, match="not a folder"):
         resolve_luna16(tmp_path / "missing")
+
+
+def test_demo_spec_is_generated_once_into_the_cache(monkeypatch):
+    from reviewer.demo import chest_ct
+    from reviewer.luna16 import demo_export
+
+    # a one-scan, small-grid split keeps this fast; the cache logic is what is tested
+    monkeypatch.setitem(demo_export.DEMO_CT_SPLITS, "val", range(200, 201))
+    monkeypatch.setattr(chest_ct, "DEFAULT_SHAPE", SMALL)
+    monkeypatch.setattr(chest_ct, "DEFAULT_SPACING", (5.6, 5.6, 8.0))
+    first = resolve_luna16("demo:ct-val")
+    assert demo_export.generator_version() in str(first)
+    mhd = next((first / "subset0").glob("*.mhd"))
+    stamp = mhd.stat().st_mtime_ns
+    again = resolve_luna16("demo:ct-val")
+    assert again == first and mhd.stat().st_mtime_ns == stamp  # reused, not regenerated
+    (uid, vol, anns), = list(iter_luna16("demo:ct-val"))
+    assert vol.shape == SMALL and anns and uid == mhd.stem
+    monkeypatch.setattr(demo_export, "EXPORT_VERSION", "test-bump")
+    bumped = resolve_luna16("demo:ct-val")
+    assert bumped != first and "test-bump" in str(bumped)
