@@ -78,6 +78,10 @@ def test_froc_command_defaults_and_errors(froc_inputs, capsys):
 
 
 def test_demo_export_luna16_and_default_demo(tmp_path, monkeypatch, capsys):
+    from reviewer.demo import chest_ct
+
+    monkeypatch.setattr(chest_ct, "DEFAULT_SHAPE", (40, 64, 64))  # same field of view, coarse voxels: fast
+    monkeypatch.setattr(chest_ct, "DEFAULT_SPACING", (5.6, 5.6, 8.0))
     out = tmp_path / "luna"
     assert cli.main(["demo", "--export-luna16", str(out), "--split", "val", "--n", "1"]) == 0
     assert "1 scans in subset0" in capsys.readouterr().out
