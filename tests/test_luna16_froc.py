@@ -318,3 +318,25 @@ def test_match_marks_lists_shape():
     assert m.lists.probs.tolist() == [0.9, 0.5, 0.7, -1e9, 0.8, 0.4]
     assert m.lists.excluded.tolist() == [False, False, False, True, False, False]
     assert m.lists.n_scans == 3
+
+
+def test_plot_uses_agg_without_qt(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from reviewer.luna16.froc import evaluate_froc, plot_froc\n"
+        "from reviewer.luna16.io import Annotation as A, SubmissionRow as R\n"
+        "res = evaluate_froc({'s': [A(0, 0, 0, 10)]}, {}, [R('s', 0, 0, 0, .9), R('s', 50, 0, 0, .5)], ['s', 't'],"
+        " n_bootstrap=20)\n"
+        f"plot_froc(res, {str(tmp_path / 'f.png')!r})\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'pyqtgraph')]\n"
+        "assert not bad, bad\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env_path = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=env_path,
+                       env={**__import__("os").environ, "PYTHONPATH": env_path})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
