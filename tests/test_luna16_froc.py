@@ -86,7 +86,7 @@ def test_double_hits_excluded_findings_negative_diameters_and_empty_scans():
     third = 1 / 3
     np.testing.assert_allclose(sens_list(res), [third] * 3 + [2 * third] * 4)
     assert res.cpm == pytest.approx(11 / 21)
-    status = [m["status"] for m in res.marks]
+    status = res.mark_statuses
     assert status == ["TP", "TP-duplicate", "TP", "irrelevant", "FP", "FP", "FP"]
     assert [n["detected"] for n in res.nodules] == [True, True, False]
 
@@ -149,7 +149,7 @@ def test_hundred_mark_cap_keeps_marks_above_the_101st_probability():
     res = evaluate_froc(ann, {}, fps + [tp], ["s"], n_bootstrap=0)
     assert res.counts["n_marks_scored"] == 100 and res.counts["n_marks_capped"] == 2
     assert res.counts["n_detected"] == 0 and res.cpm == 0.0
-    assert res.marks[-1]["status"] == "capped" and res.marks[0]["status"] == "capped"  # 0.5 is the 101st
+    assert res.mark_statuses[-1] == "capped" and res.mark_statuses[0] == "capped"  # 0.5 is the 101st
     uncapped = evaluate_froc(ann, {}, fps + [tp], ["s"], n_bootstrap=0, max_marks=0)
     assert uncapped.counts["n_detected"] == 1 and uncapped.counts["n_marks_capped"] == 0
     # ties at the cut are all dropped, as in the official script: 99 distinct, then two at 0.3 (100th and 101st)
@@ -253,12 +253,14 @@ def _naive_curve(entries, n_scans):
     return np.array(xs), np.array(ys)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_matches_naive_recomputation(seed):
+@pytest.mark.parametrize("seed, max_marks", [(0, 100), (1, 100), (2, 100), (3, 100), (4, 7), (5, 3)])
+def test_matches_naive_recomputation(seed, max_marks):
     ann, exc, sub, uids = _random_case(seed)
-    per_scan = _naive_entries(ann, exc, sub, uids)
+    per_scan = _naive_entries(ann, exc, sub, uids, max_marks=max_marks)
     xs, ys = _naive_curve([e for u in uids for e in per_scan[u]], len(uids))
-    res = evaluate_froc(ann, exc, sub, uids, n_bootstrap=0)
+    res = evaluate_froc(ann, exc, sub, uids, n_bootstrap=0, max_marks=max_marks)
+    if max_marks < 100:
+        assert res.counts["n_marks_capped"] > 0
     np.testing.assert_allclose(sens_list(res), np.interp(FP_RATES, xs, ys), atol=1e-12)
     np.testing.assert_allclose(res.curve_sens, np.interp(res.curve_fps, xs, ys), atol=1e-12)
     assert res.cpm == pytest.approx(float(np.mean(np.interp(FP_RATES, xs, ys))), abs=1e-12)
@@ -288,6 +290,19 @@ def test_bootstrap_matches_naive_resampling():
     np.testing.assert_allclose(res.curve_mean, curves.mean(axis=0), atol=1e-6)
     cpms = np.sort(cpms)
     assert res.cpm_ci == pytest.approx((cpms[int(math.floor(0.025 * n))], cpms[int(math.floor(0.975 * n))]), abs=1e-9)
+
+
+def test_bootstrap_curves_do_not_depend_on_the_summing_chunk(monkeypatch):
+    from reviewer.luna16 import froc
+
+    ann, exc, sub, uids = _random_case(9, n_scans=20)
+    a = evaluate_froc(ann, exc, sub, uids, n_bootstrap=60, seed=2)
+    monkeypatch.setattr(froc._WeightedCurves, "MIN_CHUNK", 4)  # curves built by repeated doubling from 4 entries
+    monkeypatch.setattr(froc._WeightedCurves, "CHUNK_FACTOR", 0.0)
+    b = evaluate_froc(ann, exc, sub, uids, n_bootstrap=60, seed=2)
+    np.testing.assert_array_equal(a.curve_lower, b.curve_lower)
+    np.testing.assert_array_equal(a.curve_mean, b.curve_mean)
+    assert a.cpm_ci == b.cpm_ci
 
 
 def test_bootstrap_ci_contains_estimate_and_is_deterministic():

@@ -62,7 +62,7 @@ def test_reads_the_challenge_formatting(tmp_path):
     ("seriesuid,coordX,coordY,diameter_mm\n1,2,3,4\n", "lacks column(s) coordZ"),
     ("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2,1,2,3,4\n1.2,1,2,abc,4\n", "line 3: coordZ 'abc' is not a number"),
     ("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2,1,2,3\n", "line 2: 4 field(s), the header has 5"),
-    ("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2,1,2,3,4,5\n", "line 2: 6 fields"),
+    ("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2,1,2,3,4,5\n", "line 2: 6 field(s), the header has only 5"),
     ("seriesuid,coordX,coordY,coordZ,diameter_mm\n1.2,1,2,nan,4\n", "line 2: coordZ 'nan' is not a finite number"),
     ("seriesuid,coordX,coordY,coordZ,diameter_mm\n,1,2,3,4\n", "line 2: empty seriesuid"),
 ])

@@ -41,7 +41,7 @@ import numpy as np
 
 from reviewer.errors import InputError
 from reviewer.jobs import JobToken
-from reviewer.luna16.io import Annotation, SubmissionRow
+from reviewer.luna16.io import Annotation, Submission, SubmissionRow
 
 FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 FROC_MIN_X = 0.125
@@ -106,22 +106,25 @@ class FrocLists:
     n_scans: int
 
 
+MARK_STATUSES = ("", "TP", "TP-duplicate", "irrelevant", "FP", "capped", "scan-not-listed")
+_TP, _DUP, _IRR, _FP, _CAP, _UNLISTED = 1, 2, 3, 4, 5, 6
+
+
 @dataclass
 class Matching:
     lists: FrocLists
-    marks: list[dict[str, Any]]  # every submission mark with its status
+    submission: Submission  # the marks, column-wise
+    mark_status: np.ndarray  # int8 code per mark, index into MARK_STATUSES
+    mark_nodules: dict[int, str]  # mark index -> ';'-joined indices (within its scan) of the nodules it hit
     nodules: list[dict[str, Any]]  # every included nodule of a listed scan, detected or not
     counts: dict[str, int]
     warnings: list[str]
 
 
-def _hits(marks: np.ndarray, ann: Annotation) -> np.ndarray:
+def _hits(d2: np.ndarray, ann: Annotation) -> np.ndarray:
+    """Indices of marks (squared distances ``d2`` to the finding) that hit it: distance < diameter / 2."""
     d = ann.diameter_mm if ann.diameter_mm >= 0.0 else DEFAULT_DIAMETER_MM
-    r2 = (d / 2.0) ** 2
-    if len(marks) == 0:
-        return np.zeros(0, dtype=int)
-    d2 = ((marks - np.asarray(ann.center)) ** 2).sum(axis=1)
-    return np.nonzero(d2 < r2)[0]
+    return np.flatnonzero(d2 < (d / 2.0) ** 2)
 
 
 def match_marks(annotations: Mapping[str, Sequence[Annotation]], excluded: Mapping[str, Sequence[Annotation]],
@@ -131,87 +134,80 @@ def match_marks(annotations: Mapping[str, Sequence[Annotation]], excluded: Mappi
     uids = list(seriesuids)
     if len(set(uids)) != len(uids):
         raise InputError(None, "the series UID list has duplicates")
+    sub = Submission.from_rows(submission)
     index = {u: i for i, u in enumerate(uids)}
-    by_scan: dict[str, list[int]] = {u: [] for u in uids}
-    rows = list(submission)
-    marks_out: list[dict[str, Any]] = []
-    unlisted = 0
-    for m, r in enumerate(rows):
-        marks_out.append({"seriesuid": r.seriesuid, "coordX": r.x, "coordY": r.y, "coordZ": r.z,
-                          "probability": r.probability, "status": "", "nodule": ""})
-        if r.seriesuid in by_scan:
-            by_scan[r.seriesuid].append(m)
-        else:
-            marks_out[m]["status"] = "scan-not-listed"
-            unlisted += 1
-    labels: list[float] = []
-    probs: list[float] = []
-    flagged: list[bool] = []
-    scan_of: list[int] = []
+    scan_of_mark = np.fromiter((index.get(u, -1) for u in sub.seriesuid), dtype=np.int64, count=len(sub))
+    status = np.zeros(len(sub), dtype=np.int8)
+    status[scan_of_mark < 0] = _UNLISTED
+    unlisted = int((scan_of_mark < 0).sum())
+    order = np.argsort(scan_of_mark, kind="stable")  # marks grouped by scan, file order within a scan
+    bounds = np.searchsorted(scan_of_mark[order], np.arange(len(uids) + 1))
+    prob, xyz = sub.probability, sub.xyz
+    labels: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    flagged: list[np.ndarray] = []
+    scan_of: list[np.ndarray] = []
     nodules_out: list[dict[str, Any]] = []
-    c = dict(n_scans=len(uids), n_nodules=0, n_detected=0, n_marks=len(rows), n_marks_scored=0, n_marks_capped=0,
+    mark_nodules: dict[int, str] = {}
+    c = dict(n_scans=len(uids), n_nodules=0, n_detected=0, n_marks=len(sub), n_marks_scored=0, n_marks_capped=0,
              n_marks_unlisted_scan=unlisted, n_true_positive_marks=0, n_false_positives=0, n_irrelevant_marks=0,
              n_double_hits_ignored=0, n_marks_hitting_two_nodules=0, n_excluded_findings=0)
-    for uid in uids:
-        ids = by_scan[uid]
+    for si, uid in enumerate(uids):
+        ids = order[bounds[si]:bounds[si + 1]]
         if max_marks > 0 and len(ids) > max_marks:
-            p = sorted((rows[m].probability for m in ids), reverse=True)
-            cut = p[max_marks]
-            kept = [m for m in ids if rows[m].probability > cut][:max_marks]
-            for m in set(ids) - set(kept):
-                marks_out[m]["status"] = "capped"
-            c["n_marks_capped"] += len(ids) - len(kept)
-            ids = kept
+            # keep the marks strictly above the (max_marks + 1)-th highest probability, as the script does
+            cut = np.sort(prob[ids])[::-1][max_marks]
+            keep = prob[ids] > cut
+            status[ids[~keep]] = _CAP
+            ids = ids[keep][:max_marks]
+        c["n_marks_capped"] += int(bounds[si + 1] - bounds[si]) - len(ids)
         c["n_marks_scored"] += len(ids)
-        pts = np.array([rows[m].center for m in ids], dtype=float).reshape(-1, 3)
-        remaining = set(range(len(ids)))
+        pts = xyz[ids]
+        remaining = np.ones(len(ids), dtype=bool)
+        n_lab, n_prob, n_flag = [], [], []
         for n_idx, ann in enumerate(annotations.get(uid, ())):
             c["n_nodules"] += 1
-            hits = _hits(pts, ann)
+            hits = _hits(((pts - np.asarray(ann.center)) ** 2).sum(axis=1), ann)
             rec = {"seriesuid": uid, "nodule": n_idx, "coordX": ann.x, "coordY": ann.y, "coordZ": ann.z,
-                   "diameter_mm": ann.diameter_mm, "detected": bool(len(hits)), "probability": "", "n_hits": len(hits)}
-            if len(hits):
+                   "diameter_mm": ann.diameter_mm, "detected": bool(hits.size), "probability": "",
+                   "n_hits": int(hits.size)}
+            if hits.size:
+                c["n_marks_hitting_two_nodules"] += int((~remaining[hits]).sum())
+                remaining[hits] = False
+                c["n_double_hits_ignored"] += int(hits.size) - 1
+                best = hits[int(np.argmax(prob[ids[hits]]))]  # first of the highest, in file order
                 for h in hits:
-                    if h in remaining:
-                        remaining.discard(h)
-                    else:
-                        c["n_marks_hitting_two_nodules"] += 1
-                c["n_double_hits_ignored"] += len(hits) - 1
-                best = max(hits, key=lambda h: rows[ids[h]].probability)  # first of the highest, in file order
-                for h in hits:
-                    mo = marks_out[ids[h]]
+                    m = int(ids[h])
                     if h == best:
-                        mo["status"] = "TP"
-                    elif mo["status"] != "TP":
-                        mo["status"] = "TP-duplicate"
-                    mo["nodule"] = f"{mo['nodule']};{n_idx}" if mo["nodule"] != "" else str(n_idx)
-                prob = rows[ids[best]].probability
-                labels.append(1.0)
-                probs.append(prob)
-                flagged.append(False)
-                rec["probability"] = prob
+                        status[m] = _TP
+                    elif status[m] != _TP:
+                        status[m] = _DUP
+                    mark_nodules[m] = f"{mark_nodules[m]};{n_idx}" if m in mark_nodules else str(n_idx)
+                n_lab.append(1.0)
+                n_prob.append(float(prob[ids[best]]))
+                n_flag.append(False)
+                rec["probability"] = float(prob[ids[best]])
                 c["n_detected"] += 1
             else:
-                labels.append(1.0)
-                probs.append(MISSED_PROBABILITY)
-                flagged.append(True)
-            scan_of.append(index[uid])
+                n_lab.append(1.0)
+                n_prob.append(MISSED_PROBABILITY)
+                n_flag.append(True)
             nodules_out.append(rec)
         for ann in excluded.get(uid, ()):
             c["n_excluded_findings"] += 1
-            for h in _hits(pts, ann):
-                if h in remaining:
-                    remaining.discard(h)
-                    marks_out[ids[h]]["status"] = "irrelevant"
-                    c["n_irrelevant_marks"] += 1
-        for h in sorted(remaining):
-            marks_out[ids[h]]["status"] = "FP"
-            labels.append(0.0)
-            probs.append(rows[ids[h]].probability)
-            flagged.append(False)
-            scan_of.append(index[uid])
-            c["n_false_positives"] += 1
-    c["n_true_positive_marks"] = sum(1 for m in marks_out if m["status"] in ("TP", "TP-duplicate"))
+            hits = _hits(((pts - np.asarray(ann.center)) ** 2).sum(axis=1), ann)
+            hits = hits[remaining[hits]]
+            remaining[hits] = False
+            status[ids[hits]] = _IRR
+            c["n_irrelevant_marks"] += int(hits.size)
+        fp = ids[remaining]
+        status[fp] = _FP
+        c["n_false_positives"] += int(fp.size)
+        labels += [np.asarray(n_lab, float), np.zeros(fp.size)]
+        probs += [np.asarray(n_prob, float), prob[fp]]
+        flagged += [np.asarray(n_flag, bool), np.zeros(fp.size, bool)]
+        scan_of.append(np.full(len(n_lab) + fp.size, si, dtype=np.int64))
+    c["n_true_positive_marks"] = int(np.isin(status, (_TP, _DUP)).sum())
     warnings: list[str] = []
     if unlisted:
         warnings.append(f"{unlisted} mark(s) on scans that are not in the series list were ignored")
@@ -220,9 +216,9 @@ def match_marks(annotations: Mapping[str, Sequence[Annotation]], excluded: Mappi
         warnings.append(f"{off_list} annotated nodule(s) on scans that are not in the series list were not counted")
     if c["n_marks_hitting_two_nodules"]:
         warnings.append(f"{c['n_marks_hitting_two_nodules']} mark(s) hit two nodules (overlapping annotations?)")
-    lists = FrocLists(np.asarray(labels, float), np.asarray(probs, float), np.asarray(flagged, bool),
-                      np.asarray(scan_of, int), len(uids))
-    return Matching(lists, marks_out, nodules_out, c, warnings)
+    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    lists = FrocLists(cat(labels, float), cat(probs, float), cat(flagged, bool), cat(scan_of, np.int64), len(uids))
+    return Matching(lists, sub, status, mark_nodules, nodules_out, c, warnings)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -255,32 +251,52 @@ def froc_curve(labels: Any, probs: Any, excluded: Any, n_scans: int,
 class _WeightedCurves:
     """FROC curves of bootstrap resamples without re-sorting: a resample is a per-scan multiplicity, and repeating
     an entry k times is the same as weighting it by k. Entries are sorted once; tie groups are kept whole (equal
-    scores end at the same point), entries of unsampled scans only add repeated points, which change no
-    interpolated value. Gives the same curves as concatenating the resampled scans and calling
+    scores end at the same point); entries of unsampled scans only add repeated points, which change no
+    interpolated value. Each curve stops at the first point beyond 8 FPs/scan: values at 0.125..8 FPs/scan do not
+    depend on later points. Gives the same interpolated curves as concatenating the resampled scans and calling
     :func:`froc_curve` (checked in the tests)."""
 
-    def __init__(self, lists: FrocLists):
+    MIN_CHUNK = 1024  # entries summed at first (at least CHUNK_FACTOR x what an unweighted curve needs) ...
+    CHUNK_FACTOR = 2.0  # ... doubled until the curve passes max_fps
+
+    def __init__(self, lists: FrocLists, max_fps: float = FROC_MAX_X):
         local = ~lists.excluded
         order = np.argsort(lists.probs[local], kind="mergesort")[::-1]
-        self.y = lists.labels[local][order]
+        self.pos = lists.labels[local][order].astype(np.int64)
+        self.neg = 1 - self.pos
         self.scan_local = lists.scan[local][order]
         s = lists.probs[local][order]
-        self.ends = np.r_[np.where(np.diff(s))[0], s.size - 1] if s.size else np.zeros(0, int)
-        self.scan_all = lists.scan
-        self.label_all = lists.labels
+        self.ends = np.r_[np.flatnonzero(np.diff(s)), s.size - 1] if s.size else np.zeros(0, np.int64)
+        self.nodules_per_scan = np.bincount(lists.scan, weights=lists.labels, minlength=lists.n_scans)
         self.n_scans = lists.n_scans
+        self.limit = max_fps * lists.n_scans  # weighted false positives past which points do not matter
+        unweighted = np.cumsum(self.neg)
+        first = int(np.searchsorted(unweighted, self.limit, side="right"))
+        self.k0 = min(s.size, max(self.MIN_CHUNK, int(self.CHUNK_FACTOR * (first + 1))))
 
     def curve(self, multiplicity: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        n_lesions = float((multiplicity[self.scan_all] * self.label_all).sum())
+        n_lesions = float(multiplicity @ self.nodules_per_scan)
         if n_lesions <= 0:
             return None
-        if self.y.size == 0:
+        n = self.pos.size
+        if n == 0:
             return np.zeros(1), np.zeros(1)
-        w = multiplicity[self.scan_local].astype(float)
-        tps = np.r_[0.0, np.cumsum(w * self.y)[self.ends]]
-        fps = np.r_[0.0, np.cumsum(w * (1.0 - self.y))[self.ends]]
+        k = self.k0
+        while True:
+            w = multiplicity[self.scan_local[:k]]
+            fpc = np.cumsum(w * self.neg[:k])
+            if fpc[-1] > self.limit or k >= n:
+                last = len(self.ends) - 1
+                if fpc[-1] > self.limit:  # the tie group holding the first entry past the limit ends the curve
+                    first = int(np.searchsorted(fpc, self.limit, side="right"))
+                    last = int(np.searchsorted(self.ends, first))
+                if self.ends[last] < k:
+                    break
+            k = min(n, 2 * k)
+        e = self.ends[: last + 1]
+        tpc = np.cumsum(w * self.pos[:k])
         # fpr * (#cand - #det) / #scans == fps / #scans; tpr * #det / #nodules == tps / #nodules
-        return fps / self.n_scans, tps / n_lesions
+        return np.r_[0.0, fpc[e]] / self.n_scans, np.r_[0.0, tpc[e]] / n_lesions
 
 
 def _order_stat_ci(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,9 +333,26 @@ class FrocResult:
     confidence: float = 0.95
     max_marks: int = MAX_MARKS
     cpm_bootstrap_mean: float | None = None
-    marks: list[dict[str, Any]] = field(default_factory=list)
+    submission: Submission | None = None  # the marks scored, with their status (codes into MARK_STATUSES)
+    mark_status: np.ndarray | None = None
+    mark_nodules: dict[int, str] = field(default_factory=dict)
     nodules: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mark_statuses(self) -> list[str]:
+        """Per mark of the submission: TP, TP-duplicate, irrelevant, FP, capped or scan-not-listed."""
+        return [MARK_STATUSES[k] for k in (self.mark_status.tolist() if self.mark_status is not None else [])]
+
+    def iter_marks(self):
+        """Dicts (seriesuid, coordX, coordY, coordZ, probability, status, nodules) for every mark, in file order."""
+        if self.submission is None:
+            return
+        sub = self.submission
+        for i, (uid, (x, y, z), p, st) in enumerate(zip(sub.seriesuid, sub.xyz.tolist(), sub.probability.tolist(),
+                                                         self.mark_statuses)):
+            yield {"seriesuid": uid, "coordX": x, "coordY": y, "coordZ": z, "probability": p, "status": st,
+                   "nodules": self.mark_nodules.get(i, "")}
 
     def to_json(self) -> dict[str, Any]:
         ci = self.sensitivities_ci
@@ -349,10 +382,10 @@ def evaluate_froc(annotations: Mapping[str, Sequence[Annotation]], excluded: Map
     ``seriesuids``: the evaluated scans (scans without nodules included); None uses every scan named in the
     annotations, excluded findings and submission.
     """
-    submission = list(submission)
+    submission = Submission.from_rows(submission)
     excluded = excluded or {}
     if seriesuids is None:
-        seriesuids = sorted(set(annotations) | set(excluded) | {r.seriesuid for r in submission})
+        seriesuids = sorted(set(annotations) | set(excluded) | set(submission.seriesuid))
     m = match_marks(annotations, excluded, submission, seriesuids, max_marks=max_marks)
     L = m.lists
     fps, sens, thresholds = froc_curve(L.labels, L.probs, L.excluded, L.n_scans)
@@ -362,7 +395,8 @@ def evaluate_froc(annotations: Mapping[str, Sequence[Annotation]], excluded: Map
     res = FrocResult(cpm=cpm, sensitivities=at, cpm_ci=None, sensitivities_ci=None, fps=fps, sens=sens,
                      thresholds=thresholds, curve_fps=grid, curve_sens=np.interp(grid, fps, sens),
                      counts=m.counts, n_bootstrap=int(n_bootstrap), seed=int(seed), confidence=confidence,
-                     max_marks=max_marks, marks=m.marks, nodules=m.nodules, warnings=list(m.warnings))
+                     max_marks=max_marks, submission=m.submission, mark_status=m.mark_status,
+                     mark_nodules=m.mark_nodules, nodules=m.nodules, warnings=list(m.warnings))
     if n_bootstrap > 0:
         _bootstrap(res, L, n_bootstrap, seed, confidence, token)
     return res
@@ -490,16 +524,25 @@ def write_outputs(res: FrocResult, out_dir: str | Path, name: str = "CAD system"
                 row += [f"{res.curve_mean[i]:.6f}", f"{res.curve_lower[i]:.6f}", f"{res.curve_upper[i]:.6f}"]
             wr.writerow(row)
     written.append(p)
-    for fname, rows in (("froc_marks.csv", res.marks), ("froc_nodules.csv", res.nodules)):
-        p = out / fname
-        with open(p, "w", newline="") as f:
-            if rows:
-                wr = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-                wr.writeheader()
-                wr.writerows(rows)
-        written.append(p)
+    p = out / "froc_marks.csv"
+    with open(p, "w", newline="") as f:
+        wr = csv.writer(f, lineterminator="\n")
+        wr.writerow(["seriesuid", "coordX", "coordY", "coordZ", "probability", "status", "nodules"])
+        if res.submission is not None:
+            sub, names = res.submission, res.mark_statuses
+            wr.writerows([uid, *xyz, prob, names[i], res.mark_nodules.get(i, "")] for i, (uid, xyz, prob) in
+                         enumerate(zip(sub.seriesuid, sub.xyz.tolist(), sub.probability.tolist())))
+    written.append(p)
+    p = out / "froc_nodules.csv"
+    with open(p, "w", newline="") as f:
+        fields = ["seriesuid", "nodule", "coordX", "coordY", "coordZ", "diameter_mm", "detected", "probability",
+                  "n_hits"]
+        wr = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        wr.writeheader()
+        wr.writerows(res.nodules)
+    written.append(p)
     return written
 
 
-__all__ = ["FP_RATES", "FrocResult", "FrocLists", "Matching", "evaluate_froc", "match_marks", "froc_curve", "roc_curve",
+__all__ = ["FP_RATES", "MARK_STATUSES", "FrocResult", "FrocLists", "Matching", "evaluate_froc", "match_marks", "froc_curve", "roc_curve",
            "plot_froc", "format_table", "write_outputs", "rate_key", "bootstrap_multiplicities"]
