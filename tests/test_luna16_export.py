@@ -118,3 +118,30 @@ def test_demo_spec_is_generated_once_into_the_cache(monkeypatch):
     monkeypatch.setattr(demo_export, "EXPORT_VERSION", "test-bump")
     bumped = resolve_luna16("demo:ct-val")
     assert bumped != first and "test-bump" in str(bumped)
+
+
+def test_reader_accepts_the_challenge_layout(exported, tmp_path):
+    """subsetN folders and the CSVs in evaluationScript/annotations/, with a listed scan not downloaded."""
+    import shutil
+
+    from reviewer.luna16.io import write_seriesuids
+
+    root = tmp_path / "LUNA16"
+    uids = read_seriesuids(exported / "seriesuids.csv")
+    for n, uid in enumerate(uids):
+        sub = root / f"subset{n + 3}"
+        sub.mkdir(parents=True)
+        for ext in (".mhd", ".raw"):
+            shutil.copy(exported / "subset0" / f"{uid}{ext}", sub / f"{uid}{ext}")
+    csvs = root / "evaluationScript" / "annotations"
+    csvs.mkdir(parents=True)
+    for name in ("annotations.csv", "annotations_excluded.csv"):
+        shutil.copy(exported / name, csvs / name)
+    write_seriesuids(csvs / "seriesuids.csv", uids + ["1.2.3.not.downloaded"])
+    ds = open_luna16(root)
+    assert ds.seriesuids[-1] == "1.2.3.not.downloaded" and set(ds.scans) == set(uids)
+    got = [(uid, len(anns)) for uid, _vol, anns in iter_luna16(root)]
+    assert got == [(u, len(ds.annotations.get(u, []))) for u in uids]
+    assert ds.load(uids[1]).modality == "CT"  # no sidecar copied: LUNA16 scans are CT
+    with pytest.raises(InputError, match="1 listed scan"):
+        list(iter_luna16(root, skip_missing=False))
