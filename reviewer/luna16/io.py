@@ -17,7 +17,6 @@ Extra columns are allowed (they are ignored); columns are found by header name. 
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
