@@ -173,6 +173,15 @@ def test_create_from_insertions(tmp_path):
     img = load_volume(tmp_path / "study" / d.cases[0].images["CT"].path)
     assert img.spacing == pytest.approx((2.0, 2.0, 3.0)) and img.origin == pytest.approx((-10, -10, 0))
     assert not list((tmp_path / "study" / "images").glob("*.json"))
+    # the writer for insert_nodule-style outputs: one case under two conditions, and a normal case
+    from reviewer.studies.create import write_insertions
+
+    j = write_insertions([(vol, nodule, "p1", "raw"), (vol, [nodule], "p1", "denoised"), (vol, [], "p2", "raw")],
+                         tmp_path / "written")
+    d2 = create_from_insertions(j, tmp_path / "study2", StudySettings(name="two"))
+    assert d2.conditions == ["raw", "denoised"] and [c.id for c in d2.cases] == ["p1", "p2"]
+    assert set(d2.cases[0].images) == {"raw", "denoised"} and d2.cases[1].truth.normal
+    assert d2.compared_conditions() == ("raw", "denoised")
     bad = [{"volume": "with.mhd", "findings": [{"center_lps": [1, 2, 3]}]}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(InputError, match=r"bad.json: \[0\].findings\[0\].diameter_mm"):
