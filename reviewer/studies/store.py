@@ -747,10 +747,9 @@ class ReaderSession:
             new = pos + delta
             if new < 0 or new > self._frontier(conn) or new >= self.n_cases:
                 raise StudyError("no case to go to in that direction")
-            if pos < self.n_cases:
-                slot = self._slot(conn, pos)
-                read = self._read(conn, slot, create=False)
-                self._flush_time(conn, None if read is None else read["id"])
+            if pos < self.n_cases:  # the time spent on the case being left counts for it
+                read = self._read(conn, self._slot(conn, pos), create=True)
+                self._flush_time(conn, read["id"])
             conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(
                 position=new, updated_at=S.now(), finished_at=None))
         return self.current()
