@@ -200,3 +200,26 @@ def test_power_by_simulated_replicates(tmp_path):
     r0 = estimate_power(d, tmp_path, n_readers=2, n_trials=1, seed=0, settings=null, n_bootstrap=200)
     assert abs(r0["mean_difference"]) < r["mean_difference"]
     assert not (tmp_path / "study.db").exists()  # replicates never touch the study's own store
+
+
+def test_roc_study_analysis_and_jafroc_by_hand(tmp_path):
+    d = tiny_study(tmp_path, n_cases=4, readers=("R1",), paradigm="roc", scale="0-100")
+    ratings = {"case00": 80, "case01": 30, "case02": 30, "case03": 10}  # case00/02 abnormal, case01/03 normal
+    with open_store(tmp_path) as store:
+        s = store.start_session("R1")
+        order = store.reading_order("R1")
+        while (v := s.current()) is not None:
+            slot = order[v.index]
+            s.set_case_rating(ratings[slot.case_id] if slot.condition == d.conditions[0] else 50)
+            s.submit_case()
+        a = analyze_study(store.definition, store.results(), n_bootstrap=100)
+        # normals (30, 10) vs abnormals (80, 30): 1 + .5 + 1 + 1 = 3.5 / 4; all-50 condition: ties -> 0.5
+        assert a["per_reader"][d.conditions[0]]["R1"]["roc_auc"] == pytest.approx(0.875)
+        assert a["per_reader"][d.conditions[1]]["R1"]["roc_auc"] == pytest.approx(0.5)
+        assert a["per_reader"][d.conditions[0]]["R1"]["wafroc"] is None and "wafroc" not in a["comparison"]
+        files = export_study_file(store, "jafroc", tmp_path / "roc.xlsx")
+    wb = load_workbook(files[0])
+    fp = sorted(tuple(c.value for c in r) for r in list(wb["FP"].iter_rows())[1:])
+    tp = sorted(tuple(c.value for c in r) for r in list(wb["TP"].iter_rows())[1:])
+    assert fp == [("R1", 1, 2, 30), ("R1", 1, 4, 10), ("R1", 2, 2, 50), ("R1", 2, 4, 50)]
+    assert tp == [("R1", 1, 1, 1, 80), ("R1", 1, 3, 1, 30), ("R1", 2, 1, 1, 50), ("R1", 2, 3, 1, 50)]
