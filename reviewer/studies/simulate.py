@@ -97,6 +97,7 @@ def simulate_readers(store: StudyStore, n_readers: int, seed: int = 0, settings:
                     latents.append((tuple(float(v) for v in pos), rng.normal(s.separation, 1.0)))
             for _ in range(rng.poisson(lam)):
                 i, j, k = (rng.uniform(-0.5, n - 0.5) for n in geom.size_ijk)
+                k = 0.0 if geom.shape[0] == 1 else k  # a 2D image: marks lie in its plane
                 latents.append((tuple(float(v) for v in geom.voxel_to_world((i, j, k))), rng.normal(0.0, 1.0)))
             clock.t += float(rng.lognormal(math.log(s.mean_read_s), 0.4))
             if d.uses_marks:
