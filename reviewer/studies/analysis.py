@@ -192,6 +192,14 @@ def _boot_fom(kernel: np.ndarray, c0: np.ndarray, c1: np.ndarray, col_norm: np.n
         return np.where(den > 0, num / den, np.nan)
 
 
+def _curve(kind, all_cases, normal, abnormal, weights, roc_n, roc_a):
+    if kind == "froc":
+        return SC.froc_curve(all_cases)
+    if kind == "wafroc":
+        return SC.afroc_curve(normal, abnormal, weighted=True, weights=weights)
+    return SC.roc_curve(roc_n, roc_a)
+
+
 def _ci(values: np.ndarray) -> list[float]:
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
@@ -293,38 +301,36 @@ def write_plots(definition: StudyDefinition, analysis: dict[str, Any], out_dir: 
         return [(rd, cells[(rd, cond)]) for rd in analysis["readers"] if (rd, cond) in cells]
 
     kinds = (["froc", "wafroc"] if froc else []) + ["roc"]
+    fig_note = "thin: readers; thick: threshold-averaged over readers"
     for kind in kinds:
         fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
         for ci, cond in enumerate(analysis["conditions"]):
             col = colours[ci % len(colours)]
-            pooled_x, pooled_y = [], []
+            pooled: dict[str, list] = {"all": [], "n": [], "a": [], "w": [], "rn": [], "ra": []}
             for rd, cell in per_cond(cond):
-                if kind == "froc":
-                    x, y = SC.froc_curve(list(cell.scored.values()))
-                elif kind == "wafroc":
-                    x, y = SC.afroc_curve([cell.scored[c] for c in normals if c in cell.scored],
-                                          [cell.scored[c] for c in abnormals if c in cell.scored], weighted=True,
-                                          weights=[definition.case(c).truth.weights() for c in abnormals
-                                                   if c in cell.scored])
-                else:
-                    x, y = SC.roc_curve([cell.roc[c] for c in normals if c in cell.roc],
-                                        [cell.roc[c] for c in abnormals if c in cell.roc])
-                ax.plot(x, y, "-", color=col, lw=0.8, alpha=0.45)
-                pooled_x.append(x)
-                pooled_y.append(y)
-            if pooled_x:
-                # reader-averaged curve: mean of the readers' curves on a common abscissa
-                grid = np.linspace(0, max(float(np.max(x)) for x in pooled_x), 101)
-                mean_y = np.mean([np.interp(grid, x, np.maximum.accumulate(y)) for x, y in zip(pooled_x, pooled_y)], 0)
+                nrm = [cell.scored[c] for c in normals if c in cell.scored]
+                abn = [cell.scored[c] for c in abnormals if c in cell.scored]
+                wts = [definition.case(c).truth.weights() for c in abnormals if c in cell.scored]
+                rn = [cell.roc[c] for c in normals if c in cell.roc]
+                ra = [cell.roc[c] for c in abnormals if c in cell.roc]
+                for key, v in (("all", list(cell.scored.values())), ("n", nrm), ("a", abn), ("w", wts), ("rn", rn),
+                               ("ra", ra)):
+                    pooled[key].extend(v)
+                x, y = _curve(kind, list(cell.scored.values()), nrm, abn, wts, rn, ra)
+                ax.plot(x, y, "-", color=col, lw=0.8, alpha=0.4, drawstyle="default")
+            if pooled["all"]:
+                # threshold-averaged over readers: at each rating threshold, the mean of the readers' fractions
+                x, y = _curve(kind, pooled["all"], pooled["n"], pooled["a"], pooled["w"], pooled["rn"], pooled["ra"])
                 fom = {"froc": "llf", "wafroc": "wafroc", "roc": "roc_auc"}[kind]
                 v = analysis["per_condition"][cond].get(fom)
                 label = cond if v is None or not math.isfinite(v) else f"{cond} ({fom} {v:.3f})"
-                ax.plot(grid, mean_y, "-", color=col, lw=2.2, label=label)
+                ax.plot(x, y, "-", color=col, lw=2.2, label=label)
         ax.set_xlabel({"froc": "non-lesion marks per case (NLF)", "wafroc": "FPF (normal cases)",
                        "roc": "false positive fraction"}[kind])
         ax.set_ylabel({"froc": "lesion localisation fraction (LLF)", "wafroc": "weighted LLF",
                        "roc": "true positive fraction"}[kind])
-        ax.set_title({"froc": "FROC", "wafroc": "wAFROC", "roc": f"ROC ({analysis['roc_rating']})"}[kind])
+        ax.set_title({"froc": "FROC", "wafroc": "wAFROC", "roc": f"ROC ({analysis['roc_rating']})"}[kind]
+                     + f"\n{fig_note}", fontsize=10)
         ax.set_ylim(0, 1.02)
         if kind != "froc":
             ax.set_xlim(0, 1)
