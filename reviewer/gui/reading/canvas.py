@@ -40,7 +40,7 @@ class _MarkItems:
 class ReadingSliceView(SliceView):
     """A SliceView bound to a reading session (``session`` attribute set by the reading window).
 
-    The session is duck-typed: ``marks`` (objects with ``id``, ``world``, ``rating``), ``selected`` (id or None),
+    The session is duck-typed: ``marks`` (MarkView: ``mark_id``, ``world_lps``, ``rating``), ``selected`` (id or None),
     ``events.marks`` / ``events.selection``, ``add_mark(world)``, ``select(id)``, ``move_mark(id, world)``,
     ``rating_text(rating)`` and ``editable``.
     """
@@ -117,7 +117,7 @@ class ReadingSliceView(SliceView):
         if s is None:
             self._clear_mark_items()
             return
-        marks = {m.id: m for m in s.marks}
+        marks = {m.mark_id: m for m in s.marks}
         for mid in list(self._mark_items):
             if mid not in marks:
                 items = self._mark_items.pop(mid)
@@ -126,7 +126,7 @@ class ReadingSliceView(SliceView):
         sx, sy = self.frame.pixel_size
         px, py = self._px_to_view()
         for mid, m in marks.items():
-            world = self._drag_world if (mid == self._dragging and self._drag_world is not None) else m.world
+            world = self._drag_world if (mid == self._dragging and self._drag_world is not None) else m.world_lps
             items = self._mark_items.get(mid)
             if items is None:
                 ring = QGraphicsEllipseItem()
@@ -178,12 +178,12 @@ class ReadingSliceView(SliceView):
         px, py = self._px_to_view()
         best, best_d = None, HIT_PX
         for m in s.marks:
-            if self.mark_strength(m.world) <= 0:
+            if self.mark_strength(m.world_lps) <= 0:
                 continue
-            x, y, _ = self.mark_display(m.world)
+            x, y, _ = self.mark_display(m.world_lps)
             d = float(np.hypot((x * sx - view_pos.x()) / px, (y * sy - view_pos.y()) / py))
             if d <= best_d:
-                best, best_d = m.id, d
+                best, best_d = m.mark_id, d
         return best
 
     def world_at(self, view_pos: QPointF) -> np.ndarray:
