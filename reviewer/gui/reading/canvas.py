@@ -25,7 +25,7 @@ from reviewer.gui.slice_view import SliceView
 
 NEAR_MM = 6.0  # marks show (dimmed) on slices this close to the one they were placed on
 HIT_PX = 16.0  # a click within this many screen pixels of a mark's centre selects it
-RING_PX = 26.0  # ring diameter on screen
+RING_PX = 34.0  # ring diameter on screen: wide enough to leave a small lesion visible inside
 COLOR_RATED = QColor(255, 196, 0)
 COLOR_UNRATED = QColor(255, 110, 80)
 COLOR_SELECTED = QColor(80, 220, 255)
@@ -53,6 +53,7 @@ class ReadingSliceView(SliceView):
         self._drag_world: np.ndarray | None = None
         super().__init__(*args, **kwargs)
         self.crosshair_visible(False)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
 
     def crosshair_visible(self, on: bool) -> None:
         self.hline.setVisible(on)
@@ -107,9 +108,10 @@ class ReadingSliceView(SliceView):
     def mark_strength(self, world: Any) -> float:
         """1 on the mark's own slice, 0.45 on nearby slices, 0 (hidden) further away."""
         n = self.mark_display(world)[2]
-        dist_mm = abs(float(n) - self.slice_index()) * self.frame.slice_spacing
-        if dist_mm <= 0.5 * self.frame.slice_spacing + 1e-6:
+        shown = self.slice_index()
+        if self.frame.clamp_index(n) == shown:
             return 1.0
+        dist_mm = abs(float(n) - shown) * self.frame.slice_spacing
         return 0.45 if dist_mm <= NEAR_MM else 0.0
 
     def draw_marks(self) -> None:
@@ -133,7 +135,7 @@ class ReadingSliceView(SliceView):
                 ring.setZValue(200)
                 label = QGraphicsSimpleTextItem()
                 f = QFont()
-                f.setPointSize(14)
+                f.setPointSize(15)
                 f.setBold(True)
                 label.setFont(f)
                 label.setFlag(label.GraphicsItemFlag.ItemIgnoresTransformations, True)

@@ -311,7 +311,7 @@ class ReadingWindow(QWidget):
         mb.addWidget(_label("Marks", "section"))
         self.mark_list = QListWidget()
         self.mark_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.mark_list.setMaximumHeight(180)
+        self.mark_list.setMaximumHeight(130)
         self.mark_list.itemClicked.connect(self._list_clicked)
         mb.addWidget(self.mark_list)
         self.selected_label = _label("", "selectedRating", wrap=True)
