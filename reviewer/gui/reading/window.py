@@ -653,11 +653,16 @@ def open_reading_window(study: str, reader: str, full_screen: bool = True, paren
     """Open the study's store (``url``: a PostgreSQL/SQLite URL; default the study folder's SQLite file) and a
     reading window for ``reader`` (a study that lists no readers accepts any reader id; otherwise the id must be
     one of its readers)."""
-    from reviewer.studies.store import open_store
+    from reviewer.studies.store import StudyError, open_store
 
     store = open_store(url, study=study) if url else open_store(study)
     try:
-        if not store.definition.readers and reader not in {r.reader_id for r in store.readers()}:
+        known = [r.reader_id for r in store.readers()]
+        if reader not in known:
+            if store.definition.readers:
+                # checked here, before start_session (whose own unknown-reader path waits on the SQLite lock)
+                raise StudyError(f"unknown reader {reader!r} in study {store.definition.name!r}; its readers: "
+                                 f"{', '.join(known)}")
             store.add_reader(reader)
         session = ReadingSession.open(store, reader)
     except BaseException:
