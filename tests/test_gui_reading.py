@@ -178,7 +178,12 @@ def test_reading_flow_marks_rate_move_delete_submit(qtbot, study):
     assert moved.rating == 3.0
     # a second mark, then delete it with the Delete key
     click(view, QPointF(p.x() - 80, p.y() - 60))
-    assert len(s.marks) == 2
+    assert len(s.marks) == 2 and s.selected == s.marks[1].mark_id
+    key(w, Qt.Key.Key_Tab)  # Tab cycles the selection through the marks
+    assert s.selected == s.marks[0].mark_id
+    key(w, Qt.Key.Key_Tab)
+    assert s.selected == s.marks[1].mark_id
+    assert w.mark_list.count() == 2 and "not rated yet" in w.mark_list.item(1).text()
     key(w, Qt.Key.Key_Delete)
     assert len(s.marks) == 1 and len(s.store_session.current().marks) == 1
     # "no lesion" is refused while a mark exists; Enter submits the rated mark
@@ -340,3 +345,45 @@ def test_active_clock_holds():
     c.release("b")
     t[0] = 21
     assert c() == 4.0
+
+
+def test_time_limit_and_slider_scale(qtbot, tmp_path):
+    folder = make_study(tmp_path / "s", n_cases=1, scale="0-100", time_limit=30.0)
+    clock = FakeClock()
+    w = open_window(qtbot, folder, clock=clock)
+    s = w.session
+    w.start()
+    wait_reading(qtbot, w)
+    view = w.canvas
+    click(view, viewport_pos_of_world(view, view.state.crosshair))
+    slider = w.mark_rating.slider
+    assert slider is not None and w.mark_rating.isEnabled()
+    slider.setValue(73)
+    slider.sliderReleased.emit()
+    assert s.marks[0].rating == 73.0 and s.store_session.current().marks[0].rating == 73.0
+    key(w, Qt.Key.Key_3)  # digit keys do not rate on a 0-100 scale
+    assert s.marks[0].rating == 73.0
+    clock.t += 12
+    w._tick()
+    assert w.timer_label.text() == "Time left 0:18"
+    clock.t += 20
+    w._tick()  # time is up: the case is submitted as it is
+    qtbot.waitUntil(lambda: s.screen == "reading" and s.case.index == 1, timeout=10000)
+    res = s.store_session.store.results()
+    assert len(res) == 1 and res[0].timed_out and res[0].marks[0]["rating"] == 73.0
+    assert "time for the previous case ran out" in w.message.text()
+    w.close()
+
+
+def test_main_window_read_action_opens_reading(qtbot, study):
+    from reviewer.gui.main_window import MainWindow
+
+    mw = MainWindow()
+    qtbot.addWidget(mw)
+    assert mw.act_read_study.text().startswith("&Read a study") and mw.act_new_study.isEnabled()
+    rw = mw.read_study(str(study), "R2", full_screen=False)
+    qtbot.addWidget(rw)
+    assert isinstance(rw, ReadingWindow) and rw.session.screen == "instructions"
+    assert rw.windowTitle() == "Reader study"
+    rw.close()
+    mw.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsSimpleTextItem
 
@@ -26,6 +26,8 @@ from reviewer.gui.slice_view import SliceView
 NEAR_MM = 6.0  # marks show (dimmed) on slices this close to the one they were placed on
 HIT_PX = 16.0  # a click within this many screen pixels of a mark's centre selects it
 RING_PX = 34.0  # ring diameter on screen: wide enough to leave a small lesion visible inside
+READING_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_Tab, Qt.Key.Key_N, Qt.Key.Key_P,
+                Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_F11)
 COLOR_RATED = QColor(255, 196, 0)
 COLOR_UNRATED = QColor(255, 110, 80)
 COLOR_SELECTED = QColor(80, 220, 255)
@@ -46,6 +48,8 @@ class ReadingSliceView(SliceView):
     """
 
     session: Any = None
+    #: ``handler(key, modifiers) -> bool``: the reading window's keys (ratings, Delete, N, Enter...), tried first
+    key_handler: Any = None
 
     def __init__(self, *args, **kwargs):
         self._mark_items: dict[Any, _MarkItems] = {}
@@ -231,11 +235,26 @@ class ReadingSliceView(SliceView):
                 return
         super().on_drag(ev)
 
+    def event(self, ev):  # Tab would move the keyboard focus; in reading it selects the next mark
+        if ev.type() == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Tab and self._reading_key(ev):
+            return True
+        return super().event(ev)
+
+    def _reading_key(self, ev) -> bool:
+        handler = self.key_handler
+        if handler is not None and handler(ev.key(), ev.modifiers()):
+            ev.accept()
+            return True
+        return False
+
     def keyPressEvent(self, ev):  # noqa: N802
         key = ev.key()
         K = Qt.Key
-        if K.Key_1 <= key <= K.Key_9 or key in (K.Key_0, K.Key_A, K.Key_C, K.Key_S):
-            ev.ignore()  # ratings go to the reading window; the hanging protocol fixes the orientation
+        if self._reading_key(ev):
+            return
+        if (K.Key_0 <= key <= K.Key_9 or key in READING_KEYS
+                or key in (K.Key_Left, K.Key_Right, K.Key_A, K.Key_C, K.Key_S)):
+            ev.ignore()  # unused reading keys do nothing here; the hanging protocol fixes the orientation
             return
         if K.Key_F1 <= key <= K.Key_F5:
             self.state.apply_preset(int(key - K.Key_F1) + 1)

@@ -514,6 +514,7 @@ class ReadingWindow(QWidget):
         for v in self._viewer.views:
             if isinstance(v, ReadingSliceView) and v.session is not self.session:
                 v.attach(self.session)
+                v.key_handler = self.handle_key
             v.draw_marks()
 
     @property
@@ -611,9 +612,8 @@ class ReadingWindow(QWidget):
         return False
 
     def event(self, ev) -> bool:
-        if ev.type() == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Tab and self.session.screen == "reading":
-            self.session.select_next()  # Tab would otherwise move the keyboard focus
-            return True
+        if ev.type() == QEvent.Type.KeyPress and ev.key() == Qt.Key.Key_Tab and self.handle_key(ev.key()):
+            return True  # Tab selects the next mark instead of moving the keyboard focus
         return super().event(ev)
 
     # -- focus and closing ------------------------------------------------------------------------------------------
@@ -637,6 +637,7 @@ class ReadingWindow(QWidget):
                 for v in self._viewer.views:
                     if isinstance(v, ReadingSliceView):
                         v.detach()
+                        v.key_handler = None
                 self._viewer.close_views()
             if self._own_store:
                 self.session.store_session.store.close()
