@@ -161,7 +161,9 @@ def current_version(conn) -> int | None:
 
 def ensure_schema(engine) -> int:
     """Create the schema on an empty database or migrate an older one; returns the version now in place."""
-    with engine.begin() as conn:
+    from reviewer.studies.store import write_transaction
+
+    with write_transaction(engine) as conn:
         v = current_version(conn)
         if v is None:
             metadata.create_all(conn)

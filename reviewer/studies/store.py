@@ -47,6 +47,7 @@ import math
 import os
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -61,6 +62,16 @@ from reviewer.studies.definition import StudyDefinition, definition_path, load_s
 from reviewer.studies.randomise import OrderSlot, reading_order
 
 DB_NAME = "study.db"
+WRITE_OPTION = "reviewer_write"
+
+
+@contextmanager
+def write_transaction(engine: Engine):
+    """One write transaction (SQLite: BEGIN IMMEDIATE), committed on success, rolled back on any exception."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 class StudyError(ReviewerError):
@@ -178,7 +189,8 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(eng, "begin")
         def _on_begin(conn):  # pragma: no cover
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers take the write lock up front (no deadlock-prone lock upgrade); readers stay concurrent
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
         return eng
     return create_engine(url, pool_pre_ping=True)
@@ -237,7 +249,7 @@ class StudyStore:
     def __init__(self, engine: Engine, url: str, definition: StudyDefinition | None, study_dir: Path | None):
         self.engine = engine
         self.url = url
-        with engine.begin() as conn:
+        with write_transaction(engine) as conn:
             rows = conn.execute(select(S.studies)).mappings().all()
             if definition is None:
                 if len(rows) != 1:
@@ -337,7 +349,7 @@ class StudyStore:
         rid = reader_id.strip()
         if not rid:
             raise StudyError("a reader id must not be empty")
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             exists = conn.execute(select(S.readers.c.id).where(and_(
                 S.readers.c.study_id == self.study_pk, S.readers.c.reader_id == rid))).first()
             if not exists:
@@ -354,7 +366,8 @@ class StudyStore:
         row = conn.execute(select(S.readers).where(and_(S.readers.c.study_id == self.study_pk,
                                                         S.readers.c.reader_id == reader_id))).mappings().first()
         if row is None:
-            known = ", ".join(r.reader_id for r in self.readers()) or "none"
+            known = ", ".join(r for (r,) in conn.execute(select(S.readers.c.reader_id).where(
+                S.readers.c.study_id == self.study_pk))) or "none"
             raise StudyError(f"unknown reader {reader_id!r} in study {self.definition.name!r} (readers: {known}); "
                              "add it first")
         return row
@@ -416,7 +429,7 @@ class StudyStore:
     # -- reading -------------------------------------------------------------------------------------------------
     def start_session(self, reader_id: str, clock: Callable[[], float] = time.monotonic) -> "ReaderSession":
         """Start the reader's session (computing and storing their order) or resume it where it stopped."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             r = self._reader_row(conn, reader_id)
             sess = conn.execute(select(S.sessions).where(S.sessions.c.reader_pk == r["id"])).mappings().first()
             if sess is None:
@@ -461,8 +474,19 @@ class ReaderSession:
             self.n_cases = sess["n_items"]
         # the clock runs for the current case unless the session was left paused
         self._since: float | None = None if sess["paused"] else self._clock()
+        self._restart_at: float | None = None
 
     # -- state ---------------------------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self):
+        """A write transaction; time flushed inside it leaves the in-memory clock only once it is committed."""
+        self._restart_at = None
+        with write_transaction(self.store.engine) as conn:
+            yield conn
+        if self._restart_at is not None and self._since is not None:
+            self._since = self._restart_at
+        self._restart_at = None
+
     def _sess(self, conn):
         return conn.execute(select(S.sessions).where(S.sessions.c.id == self.session_id)).mappings().one()
 
@@ -512,9 +536,11 @@ class ReaderSession:
 
     def _flush_time(self, conn, read_id: int | None) -> None:
         """Add the time since the clock (re)started to the current case's read, inside the caller's transaction."""
-        dt = self._elapsed()
-        if self._since is not None:
-            self._since = self._clock()
+        if self._since is None:
+            return
+        now = self._clock()
+        dt = max(0.0, now - self._since)
+        self._restart_at = now
         if read_id is not None and dt > 0:
             conn.execute(update(S.case_reads).where(S.case_reads.c.id == read_id).values(
                 active_s=S.case_reads.c.active_s + dt))
@@ -530,6 +556,7 @@ class ReaderSession:
         read = self._read(conn, slot, create=True)
         self._flush_time(conn, read["id"])
         conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(updated_at=S.now()))
+        read = conn.execute(select(S.case_reads).where(S.case_reads.c.id == read["id"])).mappings().one()
         return sess, slot, read
 
     def _view(self, conn) -> CaseView | None:
@@ -603,10 +630,17 @@ class ReaderSession:
         return world, ijk
 
     def _check_open(self, conn, read) -> None:
+        """Raise when reading is not allowed now (the transaction rolls back; the clock keeps the time)."""
+        problem = self._problem(conn, read)
+        if problem:
+            raise StudyError(problem)
+
+    def _problem(self, conn, read) -> str | None:
         if self.paused_in(conn):
-            raise StudyError("the session is paused: resume before reading")
+            return "the session is paused: resume before reading"
         if self.time_limit_s is not None and read["active_s"] >= self.time_limit_s:
-            raise StudyError("the time for this case is up: submit it")
+            return "the time for this case is up: submit it"
+        return None
 
     def paused_in(self, conn) -> bool:
         return bool(self._sess(conn)["paused"])
@@ -617,7 +651,7 @@ class ReaderSession:
             raise StudyError("this study collects one rating per case (ROC), not marks")
         rating = self._check_rating(rating, "a mark's rating")
         world, ijk = self._coords(world_lps, image_ijk)
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             _, _, read = self._begin_current(conn, token)
             self._check_open(conn, read)
             t = S.now()
@@ -635,7 +669,7 @@ class ReaderSession:
 
     def move_mark(self, mark_id: int, world_lps=None, image_ijk=None, token: str | None = None) -> MarkView:
         world, ijk = self._coords(world_lps, image_ijk)
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             _, _, read = self._begin_current(conn, token)
             self._check_open(conn, read)
             m = self._own_mark(conn, read, mark_id)
@@ -645,7 +679,7 @@ class ReaderSession:
 
     def rate_mark(self, mark_id: int, rating: float, token: str | None = None) -> MarkView:
         rating = self._check_rating(rating, "a mark's rating")
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             _, _, read = self._begin_current(conn, token)
             self._check_open(conn, read)
             m = self._own_mark(conn, read, mark_id)
@@ -654,7 +688,7 @@ class ReaderSession:
                         rating)
 
     def delete_mark(self, mark_id: int, token: str | None = None) -> None:
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             _, _, read = self._begin_current(conn, token)
             self._check_open(conn, read)
             self._own_mark(conn, read, mark_id)
@@ -664,7 +698,7 @@ class ReaderSession:
         if not self.store.definition.uses_case_rating:
             raise StudyError("this study collects marks (FROC) without a case rating")
         rating = self._check_rating(rating, "the case rating")
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             _, _, read = self._begin_current(conn, token)
             self._check_open(conn, read)
             conn.execute(update(S.case_reads).where(S.case_reads.c.id == read["id"]).values(case_rating=rating))
@@ -676,11 +710,10 @@ class ReaderSession:
         FROC: every mark needs a rating; no marks means "no lesion". ROC/both: the case rating is required
         (unless ``timed_out``: the time limit submits what there is).
         """
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             if self.paused_in(conn):
                 raise StudyError("the session is paused: resume before submitting")
             sess, slot, read = self._begin_current(conn, token)
-            read = conn.execute(select(S.case_reads).where(S.case_reads.c.id == read["id"])).mappings().one()
             marks = self._marks(conn, read["id"])
             if not timed_out:
                 unrated = [m.mark_id for m in marks if m.rating is None]
@@ -699,14 +732,13 @@ class ReaderSession:
             nxt = self._frontier(conn)
             conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(
                 position=nxt, updated_at=t, finished_at=t if nxt >= self.n_cases else None))
-            if self._since is not None:
-                self._since = self._clock()
-            return self._view(conn)
+            view = self._view(conn)
+        return self.current() if view is not None else None
 
     def _move(self, delta: int) -> CaseView:
         if not self.allow_back:
             raise StudyError("this study does not allow going back to earlier cases")
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             sess = self._sess(conn)
             pos = sess["position"]
             new = pos + delta
@@ -718,9 +750,7 @@ class ReaderSession:
                 self._flush_time(conn, None if read is None else read["id"])
             conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(
                 position=new, updated_at=S.now(), finished_at=None))
-            if self._since is not None:
-                self._since = self._clock()
-            return self._view(conn)
+        return self.current()
 
     def go_back(self) -> CaseView:
         return self._move(-1)
@@ -731,7 +761,7 @@ class ReaderSession:
     # -- time --------------------------------------------------------------------------------------------------------
     def heartbeat(self) -> None:
         """Persist the active time of the current case so far (the GUI calls this every few seconds)."""
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             sess = self._sess(conn)
             if sess["position"] >= self.n_cases or sess["paused"]:
                 return
@@ -739,7 +769,7 @@ class ReaderSession:
             self._flush_time(conn, read["id"])
 
     def pause(self) -> None:
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             sess = self._sess(conn)
             if sess["paused"]:
                 return
@@ -748,10 +778,10 @@ class ReaderSession:
                 self._flush_time(conn, read["id"])
             conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(
                 paused=True, updated_at=S.now()))
-            self._since = None
+        self._since = None
 
     def resume(self) -> None:
-        with self.store.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(
                 paused=False, updated_at=S.now()))
         self._since = self._clock()
