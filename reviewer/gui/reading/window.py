@@ -661,7 +661,6 @@ def open_reading_window(study: str, reader: str, full_screen: bool = True, paren
         known = [r.reader_id for r in store.readers()]
         if reader not in known:
             if store.definition.readers:
-                # checked here, before start_session (whose own unknown-reader path waits on the SQLite lock)
                 raise StudyError(f"unknown reader {reader!r} in study {store.definition.name!r}; its readers: "
                                  f"{', '.join(known)}")
             store.add_reader(reader)
