@@ -230,6 +230,7 @@ def test_back_allowed_and_roc_rating(qtbot, tmp_path):
     key(w, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
     qtbot.waitUntil(lambda: s.screen == "reading" and s.case.index == 0, timeout=10000)
     assert s.case_rating == 4.0  # the earlier answer is shown again
+    assert "earlier case" in w.message.text()
     assert w.forward_button.isEnabled()
     w.close()
 

@@ -426,8 +426,10 @@ class ReadingWindow(QWidget):
             self.setFocus()
         self._update_controls()
 
-    def _on_case(self, _case: Any) -> None:
+    def _on_case(self, case: Any) -> None:
         self.counter.setText(self.session.counter_text())
+        if case is not None and case.submitted and not self.session.message:
+            self.message.setText("An earlier case: changes are saved at once; Enter submits it again.")
         self._on_marks()
         self._on_case_rating(self.session.case_rating)
         self._update_controls()
