@@ -25,7 +25,7 @@ from reviewer.gui.slice_view import SliceView
 
 NEAR_MM = 6.0  # marks show (dimmed) on slices this close to the one they were placed on
 HIT_PX = 16.0  # a click within this many screen pixels of a mark's centre selects it
-RING_PX = 34.0  # ring diameter on screen: wide enough to leave a small lesion visible inside
+RING_PX = 44.0  # ring diameter on screen: wide enough to leave a small lesion visible inside
 READING_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_Tab, Qt.Key.Key_N, Qt.Key.Key_P,
                 Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_F11)
 COLOR_RATED = QColor(255, 196, 0)

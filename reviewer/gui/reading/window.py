@@ -9,7 +9,7 @@ with its names removed).
 Keys (handled here; the image pane passes them up): 1-5 rate the selected mark (else the case, when the study
 asks for a case rating); Delete / Backspace delete the selected mark; Tab selects the next mark; N = no lesion;
 Enter = submit; P = pause / resume; Alt+Left / Alt+Right = back / forward (when the study allows going back);
-F1-F5 window presets, I invert, R reset, wheel / Up / Down slices; F11 toggles full screen.
+F1-F5 window presets, I invert, R reset, wheel / Up / Down slices; F11 toggles full screen, Escape leaves it.
 """
 
 from __future__ import annotations
@@ -578,6 +578,9 @@ class ReadingWindow(QWidget):
         alt = bool(modifiers & Qt.KeyboardModifier.AltModifier)
         if key == K.Key_F11:
             self.showNormal() if self.isFullScreen() else self.showFullScreen()
+            return True
+        if key == K.Key_Escape and self.isFullScreen():
+            self.showNormal()
             return True
         if screen == "instructions":
             if key in (K.Key_Return, K.Key_Enter):
