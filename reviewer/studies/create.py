@@ -383,10 +383,13 @@ def create_demo_ct(out_dir: str | Path, settings: StudySettings, n_abnormal: int
 # -- from `reviewer fnaf eval` output -------------------------------------------------------------------------------------
 def create_from_fnaf_eval(eval_dir: str | Path, out_dir: str | Path, settings: StudySettings,
                           source_model: str | None = None, n_abnormal: int | None = None, seed: int = 0,
-                          force: bool = False, token: JobToken | None = None) -> StudyDefinition:
+                          force: bool = False, models: dict[str, Any] | None = None,
+                          token: JobToken | None = None) -> StudyDefinition:
     """FNAF cases from the features ``reviewer fnaf eval`` found (fnaf_features.npz) against ``source_model``
     (default: the first model evaluated), hits first; as many normal cases from slices whose feature is not used;
-    each reconstructed by every evaluated model (the conditions are the model names + acceleration)."""
+    each reconstructed by every evaluated model (the conditions are the model names + acceleration). The models
+    are rebuilt from the cards the evaluation recorded (``settings.model_cards``), else found by name; ``models``
+    (name -> torch module) overrides both."""
     from reviewer.models.cards import build_model, find_card
 
     ed = Path(eval_dir)
@@ -412,10 +415,10 @@ def create_from_fnaf_eval(eval_dir: str | Path, out_dir: str | Path, settings: S
     n_ab = min(n_abnormal or max(1, len(attacks) // 2), len(attacks) - 1 if len(attacks) > 1 else 1)
     acc = int(st.get("acceleration", 4))
     label = {n: f"{n} {acc}x" for n in names}
-    models = {}
+    given, models = models or {}, {}
+    cards = st.get("model_cards", {})
     for n in names:
-        card = find_card(n)
-        models[label[n]] = build_model(card, device="cpu")
+        models[label[n]] = given[n] if n in given else build_model(find_card(cards.get(n, n)), device="cpu")
     chosen = attacks[:n_ab]
     used = {(m["file"], m["slice"]) for m in chosen}
     rest = [m for m in attacks[n_ab:] if (m["file"], m["slice"]) not in used]
