@@ -388,3 +388,24 @@ def test_main_window_read_action_opens_reading(qtbot, study):
     assert rw.windowTitle() == "Reader study"
     rw.close()
     mw.close()
+
+
+def test_cli_study_read_screenshot_and_unknown_reader(qtbot, study, tmp_path, capsys):
+    from PIL import Image
+
+    from reviewer.cli import main
+
+    png = tmp_path / "read.png"
+    db = tmp_path / "elsewhere.db"
+    assert main(["study", "read", str(study), "--reader", "R1", "--db", f"sqlite:///{db}",
+                 "--screenshot", str(png)]) == 0
+    with Image.open(png) as im:
+        assert im.size[0] >= 800 and im.size[1] >= 600
+        # mostly dark (black background, dark panels), the image in the middle
+        grey = np.asarray(im.convert("L"), float)
+        assert grey.mean() < 110
+    st = open_store(f"sqlite:///{db}")
+    assert {p.reader_id: p.n_cases for p in st.progress()}["R1"] == 4  # the session lives in the --db store
+    st.close()
+    assert main(["study", "read", str(study), "--reader", "nobody", "--screenshot", str(png)]) == 2
+    assert "unknown reader 'nobody'" in capsys.readouterr().err
