@@ -23,7 +23,7 @@ def run_reading(study: str, reader: str, url: str | None = None, full_screen: bo
               "desktop or under Xvfb.", file=sys.stderr)
         return 3
     app = get_app()
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QEventLoop, QTimer
 
     from reviewer.gui.notifications import Notifier
     from reviewer.gui.reading.window import open_reading_window
@@ -32,6 +32,9 @@ def run_reading(study: str, reader: str, url: str | None = None, full_screen: bo
     notifier = Notifier(win)
     previous_hook = _install_excepthook(notifier)
     code = {"value": 0}
+    # a screenshot runs its own loop: QCoreApplication.exit() would make every later nested loop (a caller's,
+    # e.g. a test's) return at once until the next app.exec()
+    loop = QEventLoop() if screenshot is not None else None
     if screenshot is not None:
         win.resize(1600, 1000)
         waited = {"n": 0}
@@ -45,14 +48,14 @@ def run_reading(study: str, reader: str, url: str | None = None, full_screen: bo
                 print(f"screenshot: {screenshot}" if ok else f"error: could not write {screenshot}", file=sys.stderr)
                 code["value"] = 0 if ok and s.screen in ("reading", "end") else 1
                 win.close()
-                app.exit(code["value"])
+                loop.exit(code["value"])
                 return
             QTimer.singleShot(200, poll)
 
         win.start()
         QTimer.singleShot(400, poll)
     try:
-        rc = app.exec()
+        rc = loop.exec() if loop is not None else app.exec()
     finally:
         sys.excepthook = previous_hook
         win.close()
