@@ -204,7 +204,8 @@ def test_reading_flow_marks_rate_move_delete_submit(qtbot, study):
     key(w, Qt.Key.Key_N)
     qtbot.waitUntil(lambda: s.screen == "end", timeout=10000)
     assert "All cases are read" in w.end_label.text()
-    assert "4 of 4 cases submitted" in w.end_detail.text()
+    assert "4 of 4 cases submitted" in w.end_detail.text() and "1 mark," in w.end_detail.text()
+    assert w.counter.text() == "Finished" and w.pages["end"].isVisible()
     results = s.store_session.store.results()
     assert len(results) == 4
     first = next(r for r in results if r.position == 0)

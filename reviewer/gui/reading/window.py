@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from reviewer.gui.jobs_qt import JobRunner
 from reviewer.gui.reading.canvas import COLOR_RATED, COLOR_SELECTED, COLOR_UNRATED, ReadingSliceView
 from reviewer.studies.reading import ReadingSession
-from reviewer.view.state import ViewerState
+from reviewer.view.state import ViewerState, is_thin_stack
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ QLabel#section { color: #9aa0a6; font-size: 10pt; font-weight: 600; text-transfo
 QLabel#selectedRating { color: #ffffff; font-size: 13pt; }
 QLabel#help { color: #80858c; font-size: 9pt; }
 QLabel#big { color: #e8e8e8; font-size: 20pt; }
+QLabel#sub { color: #b8bcc2; font-size: 13pt; }
 QPushButton { background: #26282d; color: #e6e6e6; border: 1px solid #3a3d44; border-radius: 4px;
               padding: 6px 10px; font-size: 11pt; }
 QPushButton:hover { background: #30333a; }
@@ -196,6 +197,10 @@ class ReadingWindow(QWidget):
 
         self._on_case(session.case)
         self._on_screen(session.screen)
+        if session.screen == "instructions" and session.case is not None:
+            # read the first image while the reader reads the instructions (it is cached for that case only)
+            self.runner.submit(load_case_image, session, session.case.token, key="prefetch", quiet=True,
+                               label="Preparing the first case", on_error=lambda exc: None)
 
     # -- building ------------------------------------------------------------------------------------------------
     def _build_top_bar(self) -> QWidget:
@@ -374,7 +379,7 @@ class ReadingWindow(QWidget):
         lab = _label("Paused", "big")
         lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(lab)
-        sub = _label("The image is hidden and the clock is stopped.", "")
+        sub = _label("The image is hidden and the clock is stopped.", "sub")
         sub.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(sub)
         self.resume_button = _button("Resume (P)", "primary")
@@ -394,7 +399,7 @@ class ReadingWindow(QWidget):
         self.end_label = _label("", "big")
         self.end_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.end_label)
-        self.end_detail = _label("", "")
+        self.end_detail = _label("", "sub")
         self.end_detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.end_detail)
         self.close_button = _button("Close", "primary")
@@ -427,7 +432,7 @@ class ReadingWindow(QWidget):
         self._update_controls()
 
     def _on_case(self, case: Any) -> None:
-        self.counter.setText(self.session.counter_text())
+        self.counter.setText("Finished" if self.session.screen == "end" else self.session.counter_text())
         if case is not None and case.submitted and not self.session.message:
             self.message.setText("An earlier case: changes are saved at once; Enter submits it again.")
         self._on_marks()
@@ -481,9 +486,8 @@ class ReadingWindow(QWidget):
     def _show_end(self) -> None:
         summ = self.session.summary()
         self.end_label.setText("All cases are read. Thank you!")
-        minutes = summ.active_s / 60.0
-        self.end_detail.setText(f"{summ.n_submitted} of {summ.n_cases} cases submitted, {summ.n_marks} marks, "
-                                f"{minutes:.1f} min of active reading. You can close this window.")
+        self.end_detail.setText(f"{summ.n_submitted} of {summ.n_cases} cases submitted, {summ.n_marks} mark{'' if summ.n_marks == 1 else 's'}, "
+                                f"{duration_text(summ.active_s)} of active reading. You can close this window.")
         self.counter.setText("Finished")
         self.timer_label.setText("")
 
@@ -505,6 +509,8 @@ class ReadingWindow(QWidget):
             self.viewer_host.addWidget(self._viewer)
         with self.state.batch():
             self.state.set_primary(volume, PANE)
+            if volume.shape[0] > 1 and not is_thin_stack(volume):
+                self.state.set_orientation("axial")  # hanging protocol: volumes axial; 2D / thin stacks as acquired
             c = s.case
             if c.window is not None:
                 self.state.set_window(*c.window)
@@ -648,6 +654,16 @@ class ReadingWindow(QWidget):
                 self.session.store_session.store.close()
             self.closed.emit()
         super().closeEvent(ev)
+
+
+def duration_text(seconds: float) -> str:
+    """45 s, 3 min 20 s, 1 h 05 min."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
 def _esc(text: str) -> str:
