@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -214,8 +213,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
         check = store.integrity_check()
         print("integrity: " + ("ok" if check == ["ok"] else "; ".join(check)))
         return 0 if check == ["ok"] else 1
-
-
 
 
 def _cmd_read(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -449,7 +448,3 @@ def create_from_fnaf_eval(eval_dir: str | Path, out_dir: str | Path, settings: S
 
 def meta_shape(z) -> tuple[int, int]:
     return tuple(int(v) for v in z["shape"])
-
-
-def finite_or_none(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else v
