@@ -89,9 +89,6 @@ class ReadingSliceView(SliceView):
         super()._on_crosshair(value)
         self.draw_marks()
 
-    def _on_view(self, value) -> None:
-        super()._on_view(value)
-
     # -- drawing ---------------------------------------------------------------------------------------------------
     def _clear_mark_items(self) -> None:
         for items in self._mark_items.values():

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPalette
+from PySide6.QtGui import QColor, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QSizePolicy,
     QSlider,
     QStackedWidget,
     QTextBrowser,
@@ -486,7 +485,8 @@ class ReadingWindow(QWidget):
     def _show_end(self) -> None:
         summ = self.session.summary()
         self.end_label.setText("All cases are read. Thank you!")
-        self.end_detail.setText(f"{summ.n_submitted} of {summ.n_cases} cases submitted, {summ.n_marks} mark{'' if summ.n_marks == 1 else 's'}, "
+        marks = f"{summ.n_marks} mark{'' if summ.n_marks == 1 else 's'}"
+        self.end_detail.setText(f"{summ.n_submitted} of {summ.n_cases} cases submitted, {marks}, "
                                 f"{duration_text(summ.active_s)} of active reading. You can close this window.")
         self.counter.setText("Finished")
         self.timer_label.setText("")
@@ -598,7 +598,6 @@ class ReadingWindow(QWidget):
             return True
         if screen != "reading":
             return False
-        lo, hi = s.rating_range
         if K.Key_1 <= key <= K.Key_5 and s.rating_scale == "1-5":
             s.rate(float(key - K.Key_0))
             return True
