@@ -410,3 +410,26 @@ def test_cli_study_read_screenshot_and_unknown_reader(qtbot, study, tmp_path, ca
     st.close()
     assert main(["study", "read", str(study), "--reader", "nobody", "--screenshot", str(png)]) == 2
     assert "unknown reader 'nobody'" in capsys.readouterr().err
+
+
+def test_case_images_load_off_the_ui_thread(qtbot, study):
+    import threading
+
+    w = open_window(qtbot, study)
+    s = w.session
+    threads = []
+    real = s.store_session.load_image
+
+    def spy(token=None):
+        threads.append(threading.current_thread())
+        return real(token=token)
+
+    s.store_session.load_image = spy
+    w.start()
+    assert s.screen == "loading" and w.loading_label.text() == "Loading case 1 of 4…"
+    wait_reading(qtbot, w)
+    key(w, Qt.Key.Key_N)
+    assert s.screen == "loading"  # the next image is read in the background; the window shows the loading page
+    wait_reading(qtbot, w)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    w.close()

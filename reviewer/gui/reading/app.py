@@ -7,11 +7,8 @@ image is on screen, and the app exits (no reading is recorded beyond opening the
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def run_reading(study: str, reader: str, url: str | None = None, full_screen: bool = True,
