@@ -433,3 +433,56 @@ def test_case_images_load_off_the_ui_thread(qtbot, study):
     wait_reading(qtbot, w)
     assert threads and all(t is not threading.main_thread() for t in threads)
     w.close()
+
+
+CHILD = r"""
+import os, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from reviewer.gui.app import get_app
+from reviewer.gui.reading.window import open_reading_window
+app = get_app()
+w = open_reading_window(sys.argv[1], "R1", full_screen=False)
+w.start()
+t0 = time.time()
+while w.session.screen != "reading" and time.time() - t0 < 60:
+    app.processEvents()
+    time.sleep(0.01)
+s = w.session
+c = w.state.crosshair
+s.no_lesion()
+while w.session.screen != "reading" and time.time() - t0 < 60:
+    app.processEvents()
+    time.sleep(0.01)
+s.add_mark(c)
+s.rate(4)
+s.add_mark((c[0] + 5.0, c[1], c[2]))
+print("READY", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_killed_reading_process_loses_no_mark(qtbot, study):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(study)], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    store = open_store(study)
+    assert store.integrity_check() == ["ok"]
+    store.close()
+    w = open_window(qtbot, study)
+    s = w.session
+    w.start()
+    wait_reading(qtbot, w)
+    assert s.case.index == 1  # resumed at the case being read when the process died
+    assert [m.rating for m in s.marks] == [4.0, None] and len(w.canvas._mark_items) == 2
+    w.close()
