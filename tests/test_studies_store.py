@@ -41,7 +41,7 @@ def test_reading_flow_is_blinded_and_persists_marks(tmp_path):
     text = json.dumps(dataclasses.asdict(v), default=str)
     for cond in d.conditions:
         assert cond not in text
-    assert "case0" not in text
+    assert "case0" not in text and v.condition_label is None
     vol = s.load_image()
     assert vol.name == "Case 1 of 12" and vol.source == "" and vol.metadata == {}
     # image coordinates go through the image geometry (1 mm, origin 0)
@@ -84,6 +84,15 @@ def test_reading_flow_is_blinded_and_persists_marks(tmp_path):
     with pytest.raises(StudyError, match="unknown reader"):
         store2.start_session("nobody")
     store2.close()
+
+
+def test_unblinded_study_shows_the_condition(tmp_path):
+    d = tiny_study(tmp_path)
+    d.blinding.hide_condition = False
+    d.write(tmp_path / "study.json")
+    with open_store(tmp_path) as store:
+        v = store.start_session("R1").current()
+        assert v.condition_label == store.reading_order("R1")[0].condition
 
 
 def test_go_back_edit_and_resubmit(tmp_path):

@@ -111,6 +111,7 @@ class CaseView:
     time_left_s: float | None
     can_go_back: bool
     can_go_forward: bool
+    condition_label: str | None = None  # only for an unblinded study (blinding.hide_condition = false)
 
 
 @dataclass(frozen=True)
@@ -578,7 +579,8 @@ class ReaderSession:
             marks=marks, case_rating=None if read is None else read["case_rating"],
             submitted=read is not None and read["submitted_at"] is not None, active_s=active,
             time_left_s=None if self.time_limit_s is None else max(0.0, self.time_limit_s - active),
-            can_go_back=self.allow_back and pos > 0, can_go_forward=self.allow_back and pos < frontier)
+            can_go_back=self.allow_back and pos > 0, can_go_forward=self.allow_back and pos < frontier,
+            condition_label=None if d.blinding.hide_condition else slot["condition"])
 
     def _marks(self, conn, read_id: int) -> list[MarkView]:
         rows = conn.execute(select(S.marks).where(S.marks.c.case_read_id == read_id).order_by(S.marks.c.id)).mappings()
