@@ -45,7 +45,7 @@ class FakeClock:
 
 
 def make_study(folder: Path, n_cases: int = 2, paradigm: str = "froc", allow_back: bool = False,
-               scale: str = "1-5", time_limit: float | None = None) -> Path:
+               scale: str = "1-5", time_limit: float | None = None, blinded: bool = True) -> Path:
     """A small two-condition study of CT-like volumes with opaque file names."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "images").mkdir(exist_ok=True)
@@ -65,7 +65,7 @@ def make_study(folder: Path, n_cases: int = 2, paradigm: str = "froc", allow_bac
         cases.append(CaseDef(f"case-{c:02d}", truth, images))
     d = StudyDefinition(name="reading test", conditions=list(CONDITIONS), cases=cases,
                         readers=[ReaderDef("R1"), ReaderDef("R2")], paradigm=paradigm, rating_scale=scale,
-                        navigation=Navigation(allow_back=allow_back), blinding=Blinding(),
+                        navigation=Navigation(allow_back=allow_back), blinding=Blinding(hide_condition=blinded),
                         time_limit_s=time_limit, instructions="Mark every nodule you see.")
     d.write(folder / "study.json")
     return folder
@@ -288,6 +288,17 @@ def test_blinding_no_condition_or_file_name_visible(qtbot, study):
     assert any("Case 1 of 4" in t for t in texts)
     key(w, Qt.Key.Key_P)
     check()
+    assert not w.condition_label.isVisible()
+    w.close()
+
+
+def test_unblinded_study_shows_the_condition(qtbot, tmp_path):
+    folder = make_study(tmp_path / "open", n_cases=1, blinded=False)
+    w = open_window(qtbot, folder)
+    w.start()
+    wait_reading(qtbot, w)
+    order = w.session.store_session.store.reading_order("R1")
+    assert w.condition_label.isVisible() and w.condition_label.text() == order[0].condition
     w.close()
 
 
@@ -377,9 +388,11 @@ def test_time_limit_and_slider_scale(qtbot, tmp_path):
     w.close()
 
 
-def test_main_window_read_action_opens_reading(qtbot, study):
+def test_main_window_read_action_opens_reading(qtbot, study, monkeypatch):
+    from reviewer.gui import main_window
     from reviewer.gui.main_window import MainWindow
 
+    monkeypatch.setattr(main_window, "describe_device_job", lambda token=None: "cpu")  # no torch import here
     mw = MainWindow()
     qtbot.addWidget(mw)
     assert mw.act_read_study.text().startswith("&Read a study") and mw.act_new_study.isEnabled()

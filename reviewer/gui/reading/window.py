@@ -51,6 +51,7 @@ QWidget#topBar, QWidget#sidePanel { background: #141518; }
 QLabel { color: #d8d8d8; }
 QLabel#counter { color: #ffffff; font-size: 20pt; font-weight: 600; }
 QLabel#message { color: #ffb347; font-size: 12pt; }
+QLabel#condition { color: #9ecbff; font-size: 14pt; }
 QLabel#timer { color: #d8d8d8; font-size: 14pt; }
 QLabel#section { color: #9aa0a6; font-size: 10pt; font-weight: 600; text-transform: uppercase; }
 QLabel#selectedRating { color: #ffffff; font-size: 13pt; }
@@ -208,12 +209,16 @@ class ReadingWindow(QWidget):
         lay = QHBoxLayout(bar)
         lay.setContentsMargins(16, 6, 16, 6)
         self.counter = _label("", "counter")
+        self.condition_label = _label("", "condition")  # only an unblinded study (hide_condition = false) fills it
+        self.condition_label.setVisible(False)
         self.message = _label("", "message")
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.timer_label = _label("", "timer")
         self.pause_button = _button("Pause (P)")
         self.pause_button.clicked.connect(self.toggle_pause)
         lay.addWidget(self.counter)
+        lay.addSpacing(16)
+        lay.addWidget(self.condition_label)
         lay.addWidget(self.message, 1)
         lay.addWidget(self.timer_label)
         lay.addSpacing(12)
@@ -432,6 +437,9 @@ class ReadingWindow(QWidget):
 
     def _on_case(self, case: Any) -> None:
         self.counter.setText("Finished" if self.session.screen == "end" else self.session.counter_text())
+        label = getattr(case, "condition_label", None) if case is not None else None
+        self.condition_label.setText(label or "")
+        self.condition_label.setVisible(bool(label))
         if case is not None and case.submitted and not self.session.message:
             self.message.setText("An earlier case: changes are saved at once; Enter submits it again.")
         self._on_marks()
