@@ -225,6 +225,7 @@ def test_back_allowed_and_roc_rating(qtbot, tmp_path):
     assert "rate the case" in w.message.text()
     key(w, Qt.Key.Key_4)
     assert s.case_rating == 4.0 and s.store_session.current().case_rating == 4.0
+    assert w.case_rating_label.text() == "4 — probably abnormal"
     key(w, Qt.Key.Key_N)
     qtbot.waitUntil(lambda: s.screen == "reading" and s.case.index == 1, timeout=10000)
     assert w.back_button.isEnabled()

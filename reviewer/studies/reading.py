@@ -24,7 +24,9 @@ from reviewer.view.events import EventGroup
 SCREENS = ("instructions", "loading", "reading", "paused", "end")
 EVENT_NAMES = ("screen", "case", "marks", "selection", "case_rating", "message")
 
-RATING_WORDS_1_5 = {1: "very unlikely", 2: "unlikely", 3: "possible", 4: "probable", 5: "definite"}
+RATING_WORDS_1_5 = {1: "very unlikely", 2: "unlikely", 3: "possible", 4: "probable", 5: "definite"}  # a mark
+CASE_WORDS_1_5 = {1: "definitely normal", 2: "probably normal", 3: "unsure", 4: "probably abnormal",
+                  5: "definitely abnormal"}  # a case (ROC)
 
 
 class ActiveClock:
@@ -182,12 +184,13 @@ class ReadingSession:
     def rating_text(self, rating: float | None) -> str:
         return rating_text(rating)
 
-    def rating_words(self, rating: float | None) -> str:
-        """The meaning of a rating on the study's scale, for the side panel."""
+    def rating_words(self, rating: float | None, case: bool = False) -> str:
+        """The meaning of a mark's (or with ``case``, the case's) rating on the study's scale, for the panel."""
         if rating is None:
             return "not rated yet"
         if self.rating_scale == "1-5":
-            return f"{rating:g} — {RATING_WORDS_1_5.get(int(rating), '')}"
+            words = CASE_WORDS_1_5 if case else RATING_WORDS_1_5
+            return f"{rating:g} — {words.get(int(rating), '')}"
         return f"{rating:g} / 100"
 
     # -- internals -------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from reviewer.gui.jobs_qt import JobRunner
 from reviewer.gui.reading.canvas import COLOR_RATED, COLOR_SELECTED, COLOR_UNRATED, ReadingSliceView
-from reviewer.studies.reading import ReadingSession
+from reviewer.studies.reading import CASE_WORDS_1_5, RATING_WORDS_1_5, ReadingSession
 from reviewer.view.state import ViewerState, is_thin_stack
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class RatingInput(QWidget):
 
     rated = Signal(float)
 
-    def __init__(self, scale: str, parent: QWidget | None = None):
+    def __init__(self, scale: str, parent: QWidget | None = None, words: dict[int, str] | None = None):
         super().__init__(parent)
         self.scale = scale
         lay = QHBoxLayout(self)
@@ -113,6 +113,8 @@ class RatingInput(QWidget):
             self.group.setExclusive(True)
             for v in range(1, 6):
                 b = _button(str(v), "rating", checkable=True)
+                if words:
+                    b.setToolTip(f"{v}: {words[v]}")
                 self.group.addButton(b, v)
                 lay.addWidget(b)
                 self.buttons.append(b)
@@ -325,7 +327,7 @@ class ReadingWindow(QWidget):
         mb.addWidget(self.mark_list)
         self.selected_label = _label("", "selectedRating", wrap=True)
         mb.addWidget(self.selected_label)
-        self.mark_rating = RatingInput(s.rating_scale)
+        self.mark_rating = RatingInput(s.rating_scale, words=RATING_WORDS_1_5)
         self.mark_rating.rated.connect(self._rate_selected)
         mb.addWidget(self.mark_rating)
         self.delete_button = _button("Delete mark (Del)")
@@ -338,7 +340,7 @@ class ReadingWindow(QWidget):
         cb = QVBoxLayout(self.case_box)
         cb.setContentsMargins(0, 8, 0, 0)
         cb.addWidget(_label("Case rating: lesion present?", "section"))
-        self.case_rating_input = RatingInput(s.rating_scale)
+        self.case_rating_input = RatingInput(s.rating_scale, words=CASE_WORDS_1_5)
         self.case_rating_input.rated.connect(lambda v: self.session.set_case_rating(v))
         cb.addWidget(self.case_rating_input)
         self.case_rating_label = _label("", "selectedRating", wrap=True)
@@ -473,7 +475,7 @@ class ReadingWindow(QWidget):
 
     def _on_case_rating(self, value: float | None) -> None:
         self.case_rating_input.show_value(value)
-        self.case_rating_label.setText(self.session.rating_words(value))
+        self.case_rating_label.setText(self.session.rating_words(value, case=True))
         self._update_controls()
 
     def _on_message(self, text: str) -> None:
