@@ -177,3 +177,17 @@ def test_create_from_insertions(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(InputError, match=r"bad.json: \[0\].findings\[0\].diameter_mm"):
         create_from_insertions(tmp_path / "bad.json", tmp_path / "s2", StudySettings())
+
+
+def test_power_by_simulated_replicates(tmp_path):
+    from reviewer.studies.simulate import SimSettings, estimate_power
+
+    d = tiny_study(tmp_path, n_cases=6)
+    cond_a, cond_b = d.conditions
+    strong = SimSettings(sensitivity={cond_a: 0.05, cond_b: 1.0}, false_marks_per_case=0.1)
+    r = estimate_power(d, tmp_path, n_readers=2, n_trials=2, seed=0, settings=strong, n_bootstrap=200)
+    assert r["power"] == 1.0 and len(r["p_values"]) == 2 and r["mean_difference"] > 0.3
+    null = SimSettings(sensitivity=0.6, false_marks_per_case=0.3)
+    r0 = estimate_power(d, tmp_path, n_readers=2, n_trials=1, seed=0, settings=null, n_bootstrap=200)
+    assert abs(r0["mean_difference"]) < r["mean_difference"]
+    assert not (tmp_path / "study.db").exists()  # replicates never touch the study's own store

@@ -113,32 +113,29 @@ def analyze_study(definition: StudyDefinition, results, n_bootstrap: int = 2000,
                 row[key] = None
         out["per_reader"].setdefault(cond, {})[rd] = row
     foms = [f for f in FOMS if froc or f == "roc_auc"]
-    # -- bootstrap over readers and cases (paired across conditions) ------------------------------------------------
+    # -- bootstrap over readers and cases (paired across conditions), vectorised over replicates -----------------
     rng = np.random.default_rng(seed)
     n0, n1, nr = len(normals), len(abnormals), len(readers)
-    boot = {(cond, f): np.full(n_bootstrap, np.nan) for cond in conditions for f in foms}
-    boot_reader = {(cond, rd, f): np.full(n_bootstrap, np.nan) for (rd, cond) in cells for f in foms}
-    for b in range(n_bootstrap):
-        if token is not None and b % 50 == 0:
-            token.progress(b, n_bootstrap, "bootstrap")
-        c0 = rng.multinomial(n0, np.full(n0, 1 / n0)).astype(float) if n0 else np.zeros(0)
-        c1 = rng.multinomial(n1, np.full(n1, 1 / n1)).astype(float) if n1 else np.zeros(0)
-        rsel = rng.integers(0, nr, nr) if nr else np.zeros(0, int)
-        for cond in conditions:
-            for f in foms:
-                vals = []
-                for rd in readers:
-                    if (rd, cond) not in kern:
-                        continue
-                    ks, m0, m1 = kern[(rd, cond)]
-                    k, cn = ks[f]
-                    v = SC.kernel_fom(k, c0 * m0, c1 * m1, cn)
-                    boot_reader[(cond, rd, f)][b] = v
-                    vals.append(v)
-                per = {rd: boot_reader[(cond, rd, f)][b] for rd in readers if (rd, cond) in kern}
-                drawn = [per[readers[i]] for i in rsel if readers[i] in per]
-                if drawn and not all(math.isnan(x) for x in drawn):
-                    boot[(cond, f)][b] = float(np.nanmean(drawn))
+    if token is not None:
+        token.progress(0, 1, "bootstrap")
+    c0 = rng.multinomial(n0, np.full(n0, 1 / n0), size=n_bootstrap).astype(float) if n0 else np.zeros((n_bootstrap, 0))
+    c1 = rng.multinomial(n1, np.full(n1, 1 / n1), size=n_bootstrap).astype(float) if n1 else np.zeros((n_bootstrap, 0))
+    rc = rng.multinomial(nr, np.full(nr, 1 / nr), size=n_bootstrap).astype(float) if nr else np.zeros((n_bootstrap, 0))
+    boot: dict[tuple[str, str], np.ndarray] = {}
+    boot_reader: dict[tuple[str, str, str], np.ndarray] = {}
+    for cond in conditions:
+        for f in foms:
+            vals = np.full((nr, n_bootstrap), np.nan)
+            for ri, rd in enumerate(readers):
+                if (rd, cond) not in kern:
+                    continue
+                ks, m0, m1 = kern[(rd, cond)]
+                vals[ri] = _boot_fom(ks[f][0], c0 * m0, c1 * m1, ks[f][1])
+                boot_reader[(cond, rd, f)] = vals[ri]
+            w = rc * np.isfinite(vals.T)  # drawn readers with a defined FOM
+            tot = w.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[(cond, f)] = np.where(tot > 0, (w * np.nan_to_num(vals.T)).sum(1) / tot, np.nan)
     for cond in conditions:
         row: dict[str, Any] = {"readers": [rd for rd in readers if (rd, cond) in cells]}
         for f in foms:
@@ -146,7 +143,7 @@ def analyze_study(definition: StudyDefinition, results, n_bootstrap: int = 2000,
             row[f] = float(np.nanmean(vals)) if vals and not all(math.isnan(v) for v in vals) else float("nan")
             row[f + "_ci95"] = _ci(boot[(cond, f)])
             for rd in row["readers"]:
-                out["per_reader"][cond][rd][f + "_ci95"] = _ci(boot_reader[(cond, rd, f)])
+                out["per_reader"][cond][rd][f + "_ci95"] = _ci(boot_reader.get((cond, rd, f), np.array([])))
         if froc:
             pr = out["per_reader"][cond]
             row["llf"] = float(np.nanmean([pr[rd]["llf"] for rd in row["readers"]]))
@@ -182,6 +179,17 @@ def analyze_study(definition: StudyDefinition, results, n_bootstrap: int = 2000,
         token.progress(n_bootstrap, n_bootstrap, "bootstrap")
     out["_cells"] = cells  # for plotting; removed by to_json
     return out
+
+
+def _boot_fom(kernel: np.ndarray, c0: np.ndarray, c1: np.ndarray, col_norm: np.ndarray | None) -> np.ndarray:
+    """:func:`scoring.kernel_fom` for a batch of case weights (B, n0) and (B, n1)."""
+    if kernel.size == 0:
+        return np.full(len(c0), np.nan)
+    num = np.einsum("bi,ij,bj->b", c0, kernel, c1)
+    cn = np.ones(kernel.shape[1]) if col_norm is None else col_norm
+    den = c0.sum(1) * (c1 * cn).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
 
 
 def _ci(values: np.ndarray) -> list[float]:

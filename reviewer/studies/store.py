@@ -174,7 +174,8 @@ def _is_url(target: str) -> bool:
     return "://" in target
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, durable: bool = True) -> Engine:
+    """``durable=False`` (scratch stores, e.g. power replicates): SQLite skips fsync (still atomic per process)."""
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30})
 
@@ -183,7 +184,7 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's implicit one is deferred)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -198,7 +199,7 @@ def make_engine(url: str) -> Engine:
 
 
 def open_store(target: str | os.PathLike, study: str | os.PathLike | StudyDefinition | None = None,
-               study_dir: str | os.PathLike | None = None) -> "StudyStore":
+               study_dir: str | os.PathLike | None = None, durable: bool = True) -> "StudyStore":
     """Open (creating and migrating when needed) the store of a study. See the module docstring.
 
     ``study``: a study folder or definition file, or a StudyDefinition (then ``study_dir`` says where its images
@@ -229,7 +230,7 @@ def open_store(target: str | os.PathLike, study: str | os.PathLike | StudyDefini
             if not p.parent.exists():
                 raise InputError(p, "the folder of this database does not exist")
             url = "sqlite:///" + str(p.resolve())
-    engine = make_engine(url)
+    engine = make_engine(url, durable=durable)
     try:
         S.ensure_schema(engine)
     except RuntimeError as exc:
