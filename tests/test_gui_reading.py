@@ -500,3 +500,24 @@ def test_killed_reading_process_loses_no_mark(qtbot, study):
     assert s.case.index == 1  # resumed at the case being read when the process died
     assert [m.rating for m in s.marks] == [4.0, None] and len(w.canvas._mark_items) == 2
     w.close()
+
+
+def test_roc_study_rates_cases_without_marks(qtbot, tmp_path):
+    folder = make_study(tmp_path / "roc", n_cases=1, paradigm="roc")
+    w = open_window(qtbot, folder)
+    s = w.session
+    w.start()
+    wait_reading(qtbot, w)
+    assert not w.marks_box.isVisible() and not w.no_lesion_button.isVisible() and w.case_box.isVisible()
+    view = w.canvas
+    click(view, viewport_pos_of_world(view, view.state.crosshair))
+    assert s.marks == () and "one rating per case" in w.message.text()
+    key(w, Qt.Key.Key_Return)
+    assert s.case.index == 0 and "rate the case" in w.message.text()
+    key(w, Qt.Key.Key_2)
+    assert w.case_rating_input.buttons[1].isChecked()
+    key(w, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: s.screen == "reading" and s.case.index == 1, timeout=10000)
+    res = s.store_session.store.results()
+    assert len(res) == 1 and res[0].case_rating == 2.0 and res[0].marks == []
+    w.close()
