@@ -77,6 +77,13 @@ def register(sub, groups) -> None:
     _study_arg(t)
     t.set_defaults(handler=_cmd_status)
 
+    r = ssub.add_parser("read", help="read the study in the full-screen GUI (blinded; resumes where you stopped)")
+    _study_arg(r)
+    r.add_argument("--reader", required=True, metavar="ID", help="your reader id (one of the study's readers)")
+    r.add_argument("--windowed", action="store_true", help="a normal window instead of full screen")
+    r.add_argument("--screenshot", metavar="PNG", help="render the first case to a PNG and exit (documentation, CI)")
+    r.set_defaults(handler=_cmd_read)
+
 
 def _study_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", metavar="STUDY", help="study folder (study.json; readings in its study.db)")
@@ -227,3 +234,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0 if check == ["ok"] else 1
 
 
+def _cmd_read(args: argparse.Namespace) -> int:
+    from reviewer.gui.reading.app import run_reading  # Qt only here: reviewer.studies stays headless
+
+    return run_reading(args.study, args.reader, url=args.db, full_screen=not args.windowed,
+                       screenshot=args.screenshot)
