@@ -130,7 +130,7 @@ def test_cli_create_simulate_analyze_export(tmp_path, capsys):
     assert d.cases[0].truth.lesions[0].center_lps == (10.0, 8.0, 0.0) and d.cases[1].truth.normal
     assert all(len(ref.path) == len("images/") + 12 + 4 for c in d.cases for ref in c.images.values())
     assert cli.main(["study", "create", "--cases", str(src / "cases.csv"), "--out", str(study)]) == 2  # no overwrite
-    assert cli.main(["study", "simulate", str(study), "--readers", "4", "--seed", "2",
+    assert cli.main(["study", "simulate", str(study), "--readers", "3", "--seed", "2",
                      "--sensitivity", "standard U-Net 4x=0.3", "--sensitivity", "robust U-Net 4x=0.95",
                      "--false-marks-per-case", "0.2"]) == 0
     capsys.readouterr()
@@ -147,10 +147,10 @@ def test_cli_create_simulate_analyze_export(tmp_path, capsys):
     assert cli.main(["study", "export", str(study), "--format", "jafroc", "--out", str(tmp_path / "x.xls")]) == 2
     assert cli.main(["study", "export", str(study), "--format", "csv", "--out", str(tmp_path / "all.csv")]) == 0
     n_case_rows = sum(r["record"] == "case" for r in csv.DictReader((tmp_path / "all.csv").open()))
-    assert n_case_rows == 4 * 12  # R1 has not read yet
+    assert n_case_rows == 3 * 12  # R1 has not read yet
     assert cli.main(["study", "status", str(study)]) == 0
     status = capsys.readouterr().out
-    assert "integrity: ok" in status and "sim-04" in status and "not started" in status
+    assert "integrity: ok" in status and "sim-03" in status and "not started" in status
 
 
 def test_create_from_insertions(tmp_path):
@@ -173,7 +173,53 @@ def test_create_from_insertions(tmp_path):
     img = load_volume(tmp_path / "study" / d.cases[0].images["CT"].path)
     assert img.spacing == pytest.approx((2.0, 2.0, 3.0)) and img.origin == pytest.approx((-10, -10, 0))
     assert not list((tmp_path / "study" / "images").glob("*.json"))
+    # the writer for insert_nodule-style outputs: one case under two conditions, and a normal case
+    from reviewer.studies.create import write_insertions
+
+    j = write_insertions([(vol, nodule, "p1", "raw"), (vol, [nodule], "p1", "denoised"), (vol, [], "p2", "raw")],
+                         tmp_path / "written")
+    d2 = create_from_insertions(j, tmp_path / "study2", StudySettings(name="two"))
+    assert d2.conditions == ["raw", "denoised"] and [c.id for c in d2.cases] == ["p1", "p2"]
+    assert set(d2.cases[0].images) == {"raw", "denoised"} and d2.cases[1].truth.normal
+    assert d2.compared_conditions() == ("raw", "denoised")
     bad = [{"volume": "with.mhd", "findings": [{"center_lps": [1, 2, 3]}]}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(InputError, match=r"bad.json: \[0\].findings\[0\].diameter_mm"):
         create_from_insertions(tmp_path / "bad.json", tmp_path / "s2", StudySettings())
+
+
+def test_power_by_simulated_replicates(tmp_path):
+    from reviewer.studies.simulate import SimSettings, estimate_power
+
+    d = tiny_study(tmp_path, n_cases=6)
+    cond_a, cond_b = d.conditions
+    strong = SimSettings(sensitivity={cond_a: 0.05, cond_b: 1.0}, false_marks_per_case=0.1)
+    r = estimate_power(d, tmp_path, n_readers=2, n_trials=2, seed=0, settings=strong, n_bootstrap=200)
+    assert r["power"] == 1.0 and len(r["p_values"]) == 2 and r["mean_difference"] > 0.3
+    null = SimSettings(sensitivity=0.6, false_marks_per_case=0.3)
+    r0 = estimate_power(d, tmp_path, n_readers=2, n_trials=1, seed=0, settings=null, n_bootstrap=200)
+    assert abs(r0["mean_difference"]) < r["mean_difference"]
+    assert not (tmp_path / "study.db").exists()  # replicates never touch the study's own store
+
+
+def test_roc_study_analysis_and_jafroc_by_hand(tmp_path):
+    d = tiny_study(tmp_path, n_cases=4, readers=("R1",), paradigm="roc", scale="0-100")
+    ratings = {"case00": 80, "case01": 30, "case02": 30, "case03": 10}  # case00/02 abnormal, case01/03 normal
+    with open_store(tmp_path) as store:
+        s = store.start_session("R1")
+        order = store.reading_order("R1")
+        while (v := s.current()) is not None:
+            slot = order[v.index]
+            s.set_case_rating(ratings[slot.case_id] if slot.condition == d.conditions[0] else 50)
+            s.submit_case()
+        a = analyze_study(store.definition, store.results(), n_bootstrap=100)
+        # normals (30, 10) vs abnormals (80, 30): 1 + .5 + 1 + 1 = 3.5 / 4; all-50 condition: ties -> 0.5
+        assert a["per_reader"][d.conditions[0]]["R1"]["roc_auc"] == pytest.approx(0.875)
+        assert a["per_reader"][d.conditions[1]]["R1"]["roc_auc"] == pytest.approx(0.5)
+        assert a["per_reader"][d.conditions[0]]["R1"]["wafroc"] is None and "wafroc" not in a["comparison"]
+        files = export_study_file(store, "jafroc", tmp_path / "roc.xlsx")
+    wb = load_workbook(files[0])
+    fp = sorted(tuple(c.value for c in r) for r in list(wb["FP"].iter_rows())[1:])
+    tp = sorted(tuple(c.value for c in r) for r in list(wb["TP"].iter_rows())[1:])
+    assert fp == [("R1", 1, 2, 30), ("R1", 1, 4, 10), ("R1", 2, 2, 50), ("R1", 2, 4, 50)]
+    assert tp == [("R1", 1, 1, 1, 80), ("R1", 1, 3, 1, 30), ("R1", 2, 1, 1, 50), ("R1", 2, 3, 1, 50)]

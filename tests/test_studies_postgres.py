@@ -47,7 +47,14 @@ def test_store_api_on_postgresql(pg_url, tmp_path):
     v = s1b.current()
     assert v.index == 1 and len(v.marks) == 1 and v.marks[0].rating is None  # the unrated mark persisted
     simulate_readers(other, 2, seed=3, settings=SimSettings(sensitivity=0.8, false_marks_per_case=0.2))
-    a = analyze_study(other.definition, other.results(), n_bootstrap=50)
+    other_results = other.results()
+    a = analyze_study(other.definition, other_results, n_bootstrap=50)
     assert set(a["per_reader"][d.conditions[0]]) >= {"sim-01", "sim-02"}
     assert other.integrity_check() == ["ok"]
     other.close()
+    from reviewer import cli
+
+    assert cli.main(["study", "status", str(tmp_path), "--db", pg_url]) == 0
+    assert cli.main(["study", "export", str(tmp_path), "--db", pg_url, "--format", "csv",
+                     "--out", str(tmp_path / "pg.csv")]) == 0
+    assert (tmp_path / "pg.csv").read_text().count("\ncase,") == len(other_results)

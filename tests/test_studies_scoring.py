@@ -95,6 +95,13 @@ def test_froc_curve_by_hand():
     assert np.allclose(llf, [0, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
 
 
+def test_average_ranks_match_scipy():
+    from scipy.stats import rankdata
+
+    x = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, -np.inf], float)
+    assert np.allclose(SC.average_ranks(x), rankdata(x))
+
+
 def test_kendalls_w_by_hand():
     # ranks R1 (1,2,3), R2 (1,3,2), R3 (2,1,3): sums 4, 6, 8; S = 8; W = 12 S / (m^2 (n^3 - n)) = 96 / 216
     r = np.array([[1, 2, 3], [1, 3, 2], [2, 1, 3]], float)

@@ -97,11 +97,15 @@ def test_unblinded_study_shows_the_condition(tmp_path):
 
 def test_go_back_edit_and_resubmit(tmp_path):
     tiny_study(tmp_path, allow_back=True)
+    clock = Clock()
     with open_store(tmp_path) as store:
-        s = store.start_session("R2")
+        s = store.start_session("R2", clock=clock)
         s.add_mark(world_lps=(1, 1, 0), rating=1)
         s.submit_case()
         s.submit_case()
+        clock.t += 7  # looking at case 3 without touching it, then going back: the 7 s count for case 3
+        v = s.go_back()
+        assert s.go_forward().active_s == pytest.approx(7)
         v = s.go_back()
         assert v.index == 1 and v.submitted and v.can_go_forward
         v = s.go_back()

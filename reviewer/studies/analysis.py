@@ -113,32 +113,29 @@ def analyze_study(definition: StudyDefinition, results, n_bootstrap: int = 2000,
                 row[key] = None
         out["per_reader"].setdefault(cond, {})[rd] = row
     foms = [f for f in FOMS if froc or f == "roc_auc"]
-    # -- bootstrap over readers and cases (paired across conditions) ------------------------------------------------
+    # -- bootstrap over readers and cases (paired across conditions), vectorised over replicates -----------------
     rng = np.random.default_rng(seed)
     n0, n1, nr = len(normals), len(abnormals), len(readers)
-    boot = {(cond, f): np.full(n_bootstrap, np.nan) for cond in conditions for f in foms}
-    boot_reader = {(cond, rd, f): np.full(n_bootstrap, np.nan) for (rd, cond) in cells for f in foms}
-    for b in range(n_bootstrap):
-        if token is not None and b % 50 == 0:
-            token.progress(b, n_bootstrap, "bootstrap")
-        c0 = rng.multinomial(n0, np.full(n0, 1 / n0)).astype(float) if n0 else np.zeros(0)
-        c1 = rng.multinomial(n1, np.full(n1, 1 / n1)).astype(float) if n1 else np.zeros(0)
-        rsel = rng.integers(0, nr, nr) if nr else np.zeros(0, int)
-        for cond in conditions:
-            for f in foms:
-                vals = []
-                for rd in readers:
-                    if (rd, cond) not in kern:
-                        continue
-                    ks, m0, m1 = kern[(rd, cond)]
-                    k, cn = ks[f]
-                    v = SC.kernel_fom(k, c0 * m0, c1 * m1, cn)
-                    boot_reader[(cond, rd, f)][b] = v
-                    vals.append(v)
-                per = {rd: boot_reader[(cond, rd, f)][b] for rd in readers if (rd, cond) in kern}
-                drawn = [per[readers[i]] for i in rsel if readers[i] in per]
-                if drawn and not all(math.isnan(x) for x in drawn):
-                    boot[(cond, f)][b] = float(np.nanmean(drawn))
+    if token is not None:
+        token.progress(0, 1, "bootstrap")
+    c0 = rng.multinomial(n0, np.full(n0, 1 / n0), size=n_bootstrap).astype(float) if n0 else np.zeros((n_bootstrap, 0))
+    c1 = rng.multinomial(n1, np.full(n1, 1 / n1), size=n_bootstrap).astype(float) if n1 else np.zeros((n_bootstrap, 0))
+    rc = rng.multinomial(nr, np.full(nr, 1 / nr), size=n_bootstrap).astype(float) if nr else np.zeros((n_bootstrap, 0))
+    boot: dict[tuple[str, str], np.ndarray] = {}
+    boot_reader: dict[tuple[str, str, str], np.ndarray] = {}
+    for cond in conditions:
+        for f in foms:
+            vals = np.full((nr, n_bootstrap), np.nan)
+            for ri, rd in enumerate(readers):
+                if (rd, cond) not in kern:
+                    continue
+                ks, m0, m1 = kern[(rd, cond)]
+                vals[ri] = _boot_fom(ks[f][0], c0 * m0, c1 * m1, ks[f][1])
+                boot_reader[(cond, rd, f)] = vals[ri]
+            w = rc * np.isfinite(vals.T)  # drawn readers with a defined FOM
+            tot = w.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[(cond, f)] = np.where(tot > 0, (w * np.nan_to_num(vals.T)).sum(1) / tot, np.nan)
     for cond in conditions:
         row: dict[str, Any] = {"readers": [rd for rd in readers if (rd, cond) in cells]}
         for f in foms:
@@ -146,7 +143,7 @@ def analyze_study(definition: StudyDefinition, results, n_bootstrap: int = 2000,
             row[f] = float(np.nanmean(vals)) if vals and not all(math.isnan(v) for v in vals) else float("nan")
             row[f + "_ci95"] = _ci(boot[(cond, f)])
             for rd in row["readers"]:
-                out["per_reader"][cond][rd][f + "_ci95"] = _ci(boot_reader[(cond, rd, f)])
+                out["per_reader"][cond][rd][f + "_ci95"] = _ci(boot_reader.get((cond, rd, f), np.array([])))
         if froc:
             pr = out["per_reader"][cond]
             row["llf"] = float(np.nanmean([pr[rd]["llf"] for rd in row["readers"]]))
@@ -182,6 +179,25 @@ def analyze_study(definition: StudyDefinition, results, n_bootstrap: int = 2000,
         token.progress(n_bootstrap, n_bootstrap, "bootstrap")
     out["_cells"] = cells  # for plotting; removed by to_json
     return out
+
+
+def _boot_fom(kernel: np.ndarray, c0: np.ndarray, c1: np.ndarray, col_norm: np.ndarray | None) -> np.ndarray:
+    """:func:`scoring.kernel_fom` for a batch of case weights (B, n0) and (B, n1)."""
+    if kernel.size == 0:
+        return np.full(len(c0), np.nan)
+    num = np.einsum("bi,ij,bj->b", c0, kernel, c1)
+    cn = np.ones(kernel.shape[1]) if col_norm is None else col_norm
+    den = c0.sum(1) * (c1 * cn).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _curve(kind, all_cases, normal, abnormal, weights, roc_n, roc_a):
+    if kind == "froc":
+        return SC.froc_curve(all_cases)
+    if kind == "wafroc":
+        return SC.afroc_curve(normal, abnormal, weighted=True, weights=weights)
+    return SC.roc_curve(roc_n, roc_a)
 
 
 def _ci(values: np.ndarray) -> list[float]:
@@ -285,38 +301,36 @@ def write_plots(definition: StudyDefinition, analysis: dict[str, Any], out_dir: 
         return [(rd, cells[(rd, cond)]) for rd in analysis["readers"] if (rd, cond) in cells]
 
     kinds = (["froc", "wafroc"] if froc else []) + ["roc"]
+    fig_note = "thin: readers; thick: threshold-averaged over readers"
     for kind in kinds:
         fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=110)
         for ci, cond in enumerate(analysis["conditions"]):
             col = colours[ci % len(colours)]
-            pooled_x, pooled_y = [], []
+            pooled: dict[str, list] = {"all": [], "n": [], "a": [], "w": [], "rn": [], "ra": []}
             for rd, cell in per_cond(cond):
-                if kind == "froc":
-                    x, y = SC.froc_curve(list(cell.scored.values()))
-                elif kind == "wafroc":
-                    x, y = SC.afroc_curve([cell.scored[c] for c in normals if c in cell.scored],
-                                          [cell.scored[c] for c in abnormals if c in cell.scored], weighted=True,
-                                          weights=[definition.case(c).truth.weights() for c in abnormals
-                                                   if c in cell.scored])
-                else:
-                    x, y = SC.roc_curve([cell.roc[c] for c in normals if c in cell.roc],
-                                        [cell.roc[c] for c in abnormals if c in cell.roc])
-                ax.plot(x, y, "-", color=col, lw=0.8, alpha=0.45)
-                pooled_x.append(x)
-                pooled_y.append(y)
-            if pooled_x:
-                # reader-averaged curve: mean of the readers' curves on a common abscissa
-                grid = np.linspace(0, max(float(np.max(x)) for x in pooled_x), 101)
-                mean_y = np.mean([np.interp(grid, x, np.maximum.accumulate(y)) for x, y in zip(pooled_x, pooled_y)], 0)
+                nrm = [cell.scored[c] for c in normals if c in cell.scored]
+                abn = [cell.scored[c] for c in abnormals if c in cell.scored]
+                wts = [definition.case(c).truth.weights() for c in abnormals if c in cell.scored]
+                rn = [cell.roc[c] for c in normals if c in cell.roc]
+                ra = [cell.roc[c] for c in abnormals if c in cell.roc]
+                for key, v in (("all", list(cell.scored.values())), ("n", nrm), ("a", abn), ("w", wts), ("rn", rn),
+                               ("ra", ra)):
+                    pooled[key].extend(v)
+                x, y = _curve(kind, list(cell.scored.values()), nrm, abn, wts, rn, ra)
+                ax.plot(x, y, "-", color=col, lw=0.8, alpha=0.4, drawstyle="default")
+            if pooled["all"]:
+                # threshold-averaged over readers: at each rating threshold, the mean of the readers' fractions
+                x, y = _curve(kind, pooled["all"], pooled["n"], pooled["a"], pooled["w"], pooled["rn"], pooled["ra"])
                 fom = {"froc": "llf", "wafroc": "wafroc", "roc": "roc_auc"}[kind]
                 v = analysis["per_condition"][cond].get(fom)
                 label = cond if v is None or not math.isfinite(v) else f"{cond} ({fom} {v:.3f})"
-                ax.plot(grid, mean_y, "-", color=col, lw=2.2, label=label)
+                ax.plot(x, y, "-", color=col, lw=2.2, label=label)
         ax.set_xlabel({"froc": "non-lesion marks per case (NLF)", "wafroc": "FPF (normal cases)",
                        "roc": "false positive fraction"}[kind])
         ax.set_ylabel({"froc": "lesion localisation fraction (LLF)", "wafroc": "weighted LLF",
                        "roc": "true positive fraction"}[kind])
-        ax.set_title({"froc": "FROC", "wafroc": "wAFROC", "roc": f"ROC ({analysis['roc_rating']})"}[kind])
+        ax.set_title({"froc": "FROC", "wafroc": "wAFROC", "roc": f"ROC ({analysis['roc_rating']})"}[kind]
+                     + f"\n{fig_note}", fontsize=10)
         ax.set_ylim(0, 1.02)
         if kind != "froc":
             ax.set_xlim(0, 1)

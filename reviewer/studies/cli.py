@@ -48,6 +48,12 @@ def register(sub, groups) -> None:
                    help="Poisson mean of false marks per case (one value or per condition); default 0.3")
     s.add_argument("--separation", type=float, default=2.0, help="true-mark latent mean in SD units (default 2)")
     s.add_argument("--prefix", default="sim", help="simulated reader ids: PREFIX-01, PREFIX-02, ...")
+    s.add_argument("--power", type=int, metavar="K",
+                   help="sizing: instead of adding readers to the study, simulate K replicate studies (temporary "
+                        "stores) and report the share with a significant paired comparison")
+    s.add_argument("--alpha", type=float, default=0.05, help="--power: significance level (default 0.05)")
+    s.add_argument("--fom", choices=("wafroc", "afroc", "roc_auc"), default="wafroc", help="--power: figure of merit")
+    s.add_argument("--bootstrap", type=int, default=200, metavar="N", help="--power: bootstrap resamples per replicate")
     s.set_defaults(handler=_cmd_simulate)
 
     a = ssub.add_parser("analyze", help="LLF, NL/case, FROC, AFROC/wAFROC, ROC AUC, bootstrap CIs, agreement, "
@@ -70,6 +76,13 @@ def register(sub, groups) -> None:
     t = ssub.add_parser("status", help="readers' progress, schema version and database integrity")
     _study_arg(t)
     t.set_defaults(handler=_cmd_status)
+
+    r = ssub.add_parser("read", help="read the study in the full-screen GUI (blinded; resumes where you stopped)")
+    _study_arg(r)
+    r.add_argument("--reader", required=True, metavar="ID", help="your reader id (one of the study's readers)")
+    r.add_argument("--windowed", action="store_true", help="a normal window instead of full screen")
+    r.add_argument("--screenshot", metavar="PNG", help="render the first case to a PNG and exit (documentation, CI)")
+    r.set_defaults(handler=_cmd_read)
 
 
 def _study_arg(p: argparse.ArgumentParser) -> None:
@@ -155,6 +168,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                 if isinstance(v, dict) and cond not in v and "*" not in v:
                     print(f"error: no {what} for condition {cond!r}", file=sys.stderr)
                     return 2
+        if args.power:
+            from reviewer.studies.simulate import estimate_power
+
+            if store.definition.compared_conditions() is None:
+                print("error: --power needs a study with two conditions to compare", file=sys.stderr)
+                return 2
+            r = run_with_progress_bar(estimate_power, store.definition, store.study_dir, args.readers, args.power,
+                                      seed=args.seed, settings=settings, n_bootstrap=args.bootstrap,
+                                      alpha=args.alpha, fom=args.fom, label="power")
+            print(f"{r['n_trials']} simulated studies of {r['n_readers']} readers x {len(store.definition.cases)} "
+                  f"cases: {r['fom']} {r['b']!r} - {r['a']!r} = {r['mean_difference']:+.3f} on average; power "
+                  f"(p < {r['alpha']:g}) = {r['power']:.2f}")
+            return 0
         ids = run_with_progress_bar(simulate_readers, store, args.readers, seed=args.seed, settings=settings,
                                     prefix=args.prefix, label="simulated reading")
         prog = {p.reader_id: p for p in store.progress()}
@@ -208,3 +234,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return 0 if check == ["ok"] else 1
 
 
+def _cmd_read(args: argparse.Namespace) -> int:
+    from reviewer.gui.reading.app import run_reading  # Qt only here: reviewer.studies stays headless
+
+    return run_reading(args.study, args.reader, url=args.db, full_screen=not args.windowed,
+                       screenshot=args.screenshot)

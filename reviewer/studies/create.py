@@ -186,6 +186,32 @@ def create_from_manifest(manifest: str | Path, out_dir: str | Path, settings: St
 
 
 # -- synthetic insertions -------------------------------------------------------------------------------------------------
+def write_insertions(items, out_dir: str | Path, name: str = "insertions.json") -> Path:
+    """Write insertion outputs in the form ``--from-insertions`` reads: each volume as NIfTI beside a JSON list of
+    ``{"volume", "findings", "case_id"?, "condition"?}``. ``items``: ``(Volume, [Finding, ...])`` pairs, e.g. what
+    ``reviewer.synthesis.insert.insert_nodule`` returns (one finding each; ``[]`` for a nodule-free volume), or
+    ``(Volume, findings, case_id, condition)`` tuples for one case under several conditions."""
+    from reviewer.findings import findings_to_json
+    from reviewer.io.writer import write_volume
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for n, it in enumerate(items):
+        vol, findings = it[0], it[1]
+        findings = [findings] if not isinstance(findings, (list, tuple)) else list(findings)
+        p = write_volume(vol, out / f"volume-{n + 1:03d}.nii.gz", sidecar=False)
+        e: dict[str, Any] = {"volume": p.name, "findings": findings_to_json(findings)}
+        if len(it) > 2 and it[2]:
+            e["case_id"] = str(it[2])
+        if len(it) > 3 and it[3]:
+            e["condition"] = str(it[3])
+        entries.append(e)
+    path = out / name
+    path.write_text(json.dumps(entries, indent=2) + "\n")
+    return path
+
+
 def create_from_insertions(insertions: str | Path, out_dir: str | Path, settings: StudySettings,
                            condition: str = "CT", force: bool = False, token: JobToken | None = None) -> StudyDefinition:
     """A JSON list of ``{"volume": PATH, "findings": [Finding JSON], "case_id"?: ID, "condition"?: LABEL}``, as

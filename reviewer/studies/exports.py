@@ -215,6 +215,7 @@ def export_study_file(store, fmt: str, out: str | Path, include_simulated: bool 
         if p.suffix.lower() != ".xlsx":
             raise InputError(p, "a JAFROC workbook must end in .xlsx")
         return export_jafroc(d, results, p)
-    p.write_text(json.dumps(study_to_json(d, results, store.readers(), store.study_dir, store.schema_version()),
+    readers = [r for r in store.readers() if include_simulated or not r.simulated]
+    p.write_text(json.dumps(study_to_json(d, results, readers, store.study_dir, store.schema_version()),
                             indent=2) + "\n", encoding="utf-8")
     return [p]

@@ -171,20 +171,25 @@ def trapezoid(x: np.ndarray, y: np.ndarray) -> float:
 
 
 # -- agreement -------------------------------------------------------------------------------------------------------
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (scipy's rankdata 'average', without importing scipy)."""
+    u, inv, counts = np.unique(np.asarray(x, float), return_inverse=True, return_counts=True)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return (start + (counts + 1) / 2.0)[inv]
+
+
 def kendalls_w(ratings: np.ndarray) -> float:
     """Kendall's coefficient of concordance W with the tie correction; ``ratings`` is (readers m, cases n).
 
     -inf ratings (unmarked cases) rank lowest and tie with each other.
     """
-    from scipy.stats import rankdata
-
     r = np.asarray(ratings, float)
     m, n = r.shape
     if m < 2 or n < 2:
         return float("nan")
     finite_min = np.nanmin(np.where(np.isfinite(r), r, np.inf)) if np.isfinite(r).any() else 0.0
     r = np.where(np.isneginf(r), finite_min - 1.0, r)
-    ranks = np.vstack([rankdata(row) for row in r])
+    ranks = np.vstack([average_ranks(row) for row in r])
     rs = ranks.sum(0)
     s = float(((rs - rs.mean()) ** 2).sum())
     t = 0.0

@@ -97,6 +97,7 @@ def simulate_readers(store: StudyStore, n_readers: int, seed: int = 0, settings:
                     latents.append((tuple(float(v) for v in pos), rng.normal(s.separation, 1.0)))
             for _ in range(rng.poisson(lam)):
                 i, j, k = (rng.uniform(-0.5, n - 0.5) for n in geom.size_ijk)
+                k = 0.0 if geom.shape[0] == 1 else k  # a 2D image: marks lie in its plane
                 latents.append((tuple(float(v) for v in geom.voxel_to_world((i, j, k))), rng.normal(0.0, 1.0)))
             clock.t += float(rng.lognormal(math.log(s.mean_read_s), 0.4))
             if d.uses_marks:
@@ -109,3 +110,44 @@ def simulate_readers(store: StudyStore, n_readers: int, seed: int = 0, settings:
     if token:
         token.progress(total, total, "done")
     return ids
+
+
+def estimate_power(definition, study_dir, n_readers: int, n_trials: int, seed: int = 0,
+                   settings: SimSettings | None = None, n_bootstrap: int = 200, alpha: float = 0.05,
+                   fom: str = "wafroc", token: JobToken | None = None) -> dict:
+    """Sizing: ``n_trials`` replicate studies of ``n_readers`` simulated readers on this case set (each in its own
+    temporary SQLite store, read through the store API), analysed like a real study; the power is the share of
+    replicates whose paired comparison has p < ``alpha`` (two-sided bootstrap p of the ``fom`` difference)."""
+    import tempfile
+    from pathlib import Path
+
+    from reviewer.studies.analysis import analyze_study
+    from reviewer.studies.store import open_store
+
+    if definition.compared_conditions() is None:
+        raise ValueError("power needs two conditions to compare")
+    if fom not in ("wafroc", "afroc", "roc_auc"):
+        raise ValueError(f"unknown figure of merit {fom!r}")
+    diffs, pvals = [], []
+    with tempfile.TemporaryDirectory(prefix="reviewer-power-") as tmp:
+        for t in range(n_trials):
+            if token:
+                token.progress(t, n_trials, f"replicate {t + 1}/{n_trials}")
+            store = open_store(Path(tmp) / f"replicate{t}.db", study=definition, study_dir=study_dir, durable=False)
+            try:
+                simulate_readers(store, n_readers, seed=seed * 100003 + t, settings=settings)
+                a = analyze_study(definition, store.results(include_simulated=True), n_bootstrap=n_bootstrap,
+                                  seed=seed + t)
+            finally:
+                store.close()
+            c = a["comparison"][fom]
+            diffs.append(c["difference"])
+            pvals.append(c["p_value"])
+    if token:
+        token.progress(n_trials, n_trials, "done")
+    p = np.asarray(pvals, float)
+    a_, b_ = definition.compared_conditions()
+    return {"fom": fom, "a": a_, "b": b_, "n_readers": n_readers, "n_trials": n_trials, "alpha": alpha,
+            "n_bootstrap": n_bootstrap, "power": float(np.mean(p < alpha)),
+            "mean_difference": float(np.nanmean(diffs)), "differences": [float(x) for x in diffs],
+            "p_values": [float(x) for x in p]}

@@ -174,7 +174,8 @@ def _is_url(target: str) -> bool:
     return "://" in target
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, durable: bool = True) -> Engine:
+    """``durable=False`` (scratch stores, e.g. power replicates): SQLite skips fsync (still atomic per process)."""
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30})
 
@@ -183,7 +184,7 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (pysqlite's implicit one is deferred)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -198,7 +199,7 @@ def make_engine(url: str) -> Engine:
 
 
 def open_store(target: str | os.PathLike, study: str | os.PathLike | StudyDefinition | None = None,
-               study_dir: str | os.PathLike | None = None) -> "StudyStore":
+               study_dir: str | os.PathLike | None = None, durable: bool = True) -> "StudyStore":
     """Open (creating and migrating when needed) the store of a study. See the module docstring.
 
     ``study``: a study folder or definition file, or a StudyDefinition (then ``study_dir`` says where its images
@@ -229,7 +230,7 @@ def open_store(target: str | os.PathLike, study: str | os.PathLike | StudyDefini
             if not p.parent.exists():
                 raise InputError(p, "the folder of this database does not exist")
             url = "sqlite:///" + str(p.resolve())
-    engine = make_engine(url)
+    engine = make_engine(url, durable=durable)
     try:
         S.ensure_schema(engine)
     except RuntimeError as exc:
@@ -746,10 +747,9 @@ class ReaderSession:
             new = pos + delta
             if new < 0 or new > self._frontier(conn) or new >= self.n_cases:
                 raise StudyError("no case to go to in that direction")
-            if pos < self.n_cases:
-                slot = self._slot(conn, pos)
-                read = self._read(conn, slot, create=False)
-                self._flush_time(conn, None if read is None else read["id"])
+            if pos < self.n_cases:  # the time spent on the case being left counts for it
+                read = self._read(conn, self._slot(conn, pos), create=True)
+                self._flush_time(conn, read["id"])
             conn.execute(update(S.sessions).where(S.sessions.c.id == self.session_id).values(
                 position=new, updated_at=S.now(), finished_at=None))
         return self.current()
