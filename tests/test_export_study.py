@@ -156,3 +156,34 @@ def test_export_a_study_folder_read_through_the_studies_store(tmp_path):
             assert all(f.kind == "nodule" for f in mine)
         r1 = [sr for sr in srs if "R1" in sr.SeriesDescription]
         assert len(r1) == 1 and sr_case_score(r1[0]) == 2.0
+
+
+def test_study_with_2d_png_images(tmp_path):
+    """FNAF studies show MRI slices as PNG: each becomes a one-slice MR series with the study's pixel spacing."""
+    pytest.importorskip("reviewer.studies.images")
+    import pydicom
+    from PIL import Image
+
+    study = tmp_path / "s"
+    (study / "images").mkdir(parents=True)
+    arr = (np.arange(32 * 24).reshape(32, 24) % 251).astype(np.uint8)
+    Image.fromarray(arr).save(study / "images" / "a.png")
+    mark = [10.0 * 0.5, 12.0 * 0.7, 0.0]  # column 10, row 12 at 0.7 mm rows x 0.5 mm columns
+    data = {"format": "reviewer-study-export", "version": 1, "study_dir": str(study),
+            "definition": {"cases": [{"id": "k1", "images": {"robust": {"path": "images/a.png",
+                                                                       "spacing_mm": [0.7, 0.5]}}}]},
+            "truth": [{"case_id": "k1", "lesions": [], "images": {"robust": "images/a.png"}}],
+            "reads": [{"reader_id": "R9", "simulated": False, "case_id": "k1", "condition": "robust",
+                       "image_path": "images/a.png", "case_rating": None,
+                       "marks": [{"mark_id": 1, "world_lps": mark, "rating": 5}]}]}
+    (study / "export.json").write_text(json.dumps(data))
+    out = tmp_path / "out"
+    assert main(["export", str(study / "export.json"), "--out", str(out)]) == 0
+    (img,) = (out / "k1" / "robust" / "dicom" / "source").glob("*.dcm")
+    ds = pydicom.dcmread(img)
+    assert ds.Modality == "MR" and [float(v) for v in ds.PixelSpacing] == [0.7, 0.5]
+    np.testing.assert_array_equal(ds.pixel_array, arr)
+    (sr,) = (out / "k1" / "robust" / "dicom" / "sr").glob("*.dcm")
+    (f,) = sr_to_findings(hd.sr.srread(sr))
+    np.testing.assert_allclose(f.center_lps, mark)
+    assert (out / "k1" / "robust" / "png" / "finding-01.png").is_file()

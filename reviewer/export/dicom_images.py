@@ -66,6 +66,8 @@ def choose_modality(volume: Volume, requested: str = "") -> str:
 def _encode(array: np.ndarray, modality: str) -> tuple[np.ndarray, float, float, int]:
     """Stored integer pixels, slope, intercept and pixel representation for ``array`` (values = slope*x + b)."""
     a = np.asarray(array)
+    if a.dtype.kind == "f" and a.size and np.all(np.isfinite(a)) and np.array_equal(a, np.rint(a)):
+        a = a.astype(np.int64)  # integral floats (e.g. 8-bit images read as float) are stored exactly
     if modality == "MR" and a.dtype.kind in "iub" and a.size and a.min() >= 0 and a.max() <= 65535:
         return a.astype(np.uint16), 1.0, 0.0, 0
     if modality != "MR" and a.dtype.kind in "iub" and a.size and a.min() >= -32768 and a.max() <= 32767:

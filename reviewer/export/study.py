@@ -93,6 +93,7 @@ class StudyCaseImage:
     case_id: str
     condition: str
     image: Path
+    spacing_mm: tuple[float, float] | None = None  # (row, column) of a 2D image (PNG, TIFF...)
     findings: list[Finding] = field(default_factory=list)
     observers: list[tuple[str, str]] = field(default_factory=list)
     case_scores: dict[str, float] = field(default_factory=dict)
@@ -133,6 +134,11 @@ def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
     data, p = study_reads(path)
     base = Path(data.get("study_dir") or p.parent)
     truth = {str(t["case_id"]): t for t in data.get("truth", []) if isinstance(t, dict) and "case_id" in t}
+    spacing: dict[tuple[str, str], tuple[float, float]] = {}
+    for c in (data.get("definition") or {}).get("cases", []) or []:
+        for cond, ref in (c.get("images") or {}).items() if isinstance(c, dict) else ():
+            if isinstance(ref, dict) and ref.get("spacing_mm"):
+                spacing[(str(c.get("id")), str(cond))] = tuple(float(v) for v in ref["spacing_mm"])
     kinds = [str(les.get("kind") or "lesion") for t in truth.values() for les in t.get("lesions", [])]
     study_kind = max(set(kinds), key=kinds.count) if kinds else "lesion"
     images: dict[tuple[str, str], StudyCaseImage] = {}
@@ -141,7 +147,8 @@ def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
         t = truth.get(case_id, {})
         key = (case_id, condition)
         if key not in images:
-            img = StudyCaseImage(case_id, condition, _image_path(base, read, t.get("images", {})))
+            img = StudyCaseImage(case_id, condition, _image_path(base, read, t.get("images", {})),
+                                 spacing.get((case_id, condition)))
             for n, les in enumerate(t.get("lesions", []), 1):
                 img.findings.append(Finding(
                     tuple(les["center_lps"]), kind=str(les.get("kind") or "lesion"),
@@ -159,6 +166,17 @@ def read_study_export(path: str | os.PathLike) -> list[StudyCaseImage]:
         if score is not None:
             img.case_scores[reader] = float(score)
     return list(images.values())
+
+
+def _load_image(c: StudyCaseImage):
+    """A case image as the reading mode shows it: volumes through reviewer.io, 2D images as one-slice volumes."""
+    try:
+        from reviewer.studies.images import load_study_image
+    except ImportError:  # reviewer.studies absent: volumes only
+        from reviewer.io.loader import load_volume
+
+        return load_volume(c.image)
+    return load_study_image(c.image, c.spacing_mm)
 
 
 def _remove_previous_study_export(out: Path) -> None:
@@ -188,8 +206,6 @@ def export_study(path: str | os.PathLike, out_dir: str | os.PathLike,
     from reviewer.export.case import CaseExport
     from reviewer.export.deid import Deidentifier
     from reviewer.export.exporter import ExportResult, export_case, safe_name, write_manifest
-    from reviewer.io.loader import load_volume
-
     cases = read_study_export(path)
     if not cases:
         raise InputError(path, "the study export holds no submitted reads")
@@ -203,7 +219,7 @@ def export_study(path: str | os.PathLike, out_dir: str | os.PathLike,
     for n, c in enumerate(cases):
         if token is not None:
             token.progress(n, len(cases), f"case {c.case_id}")
-        vol = load_volume(c.image)
+        vol = _load_image(c)
         case = CaseExport(volume=vol, findings=c.findings, name=f"{c.case_id} {c.condition}".strip(),
                           observers=[(TRUTH_OBSERVER, "device")] * bool(any(
                               f.observer == TRUTH_OBSERVER for f in c.findings)) + c.observers,
