@@ -88,3 +88,17 @@ def test_refused_export_leaves_nothing_behind_and_reexport_replaces(image, tmp_p
     with pytest.raises(InputError, match="empty output folder"):
         exporter.export_case(case, tmp_path / "busy")
     assert (tmp_path / "busy" / "dicom" / "mine.txt").is_file()
+
+
+def test_cancelled_export_removes_what_it_wrote(image, tmp_path):
+    from reviewer.export.case import CaseExport
+    from reviewer.export.exporter import export_case
+    from reviewer.io.loader import load_volume
+    from reviewer.jobs import Cancelled, JobToken
+
+    path, _ = image
+    token = JobToken(min_interval_s=0.0)
+    token._on_progress = lambda p: token.cancel() if "NIfTI" in p.message else None
+    with pytest.raises(Cancelled):
+        export_case(CaseExport(load_volume(path)), tmp_path / "out", token=token)
+    assert list((tmp_path / "out").iterdir()) == []  # the DICOM files written before the cancel are gone
