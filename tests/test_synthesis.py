@@ -327,3 +327,67 @@ def test_stress_report_tables_and_files(tiny, tiny_beta, patches, tmp_path):
     assert len(rows.read_text().strip().splitlines()) == 1 + 2 * len(TESTS)
     text = rep.format()
     assert "PGD-perturbed positives" in text and "table6" in text
+
+
+# -- CLI --------------------------------------------------------------------------------------------------------
+def _write_card(tmp_path, name, model):
+    from safetensors.torch import save_file
+
+    from reviewer.mri.checkpoints import sha256_file
+
+    w = tmp_path / f"{name}.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, w)
+    card = {"name": name, "task": "nodule-false-positive-reduction", "modality": "CT",
+            "architecture": {"class": "detection.FprNet", "args": {"head": model.head, "channels": [4, 8]}},
+            "weights": {"file": w.name, "sha256": sha256_file(w)},
+            "preprocessing": {"patch_size": SPEC.patch_size, "spacing_mm": SPEC.spacing_mm,
+                              "hu_window": list(SPEC.hu_window)}}
+    p = tmp_path / f"{name}.json"
+    p.write_text(json.dumps(card))
+    return p
+
+
+def test_stress_cli_on_a_held_out_demo_phantom(tiny, tiny_beta, tmp_path, capsys):
+    from reviewer import cli
+
+    a, b = _write_card(tmp_path, "tiny-a", tiny), _write_card(tmp_path, "tiny-b", tiny_beta)
+    rc = cli.main(["stress", "--model", str(a), "--model", str(b), "--demo", "--scans", "1", "--max-positives", "4",
+                   "--max-negatives", "6", "--synthetic", "2", "--noise", "2", "--iters", "2",
+                   "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "s.csv")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "PGD-perturbed positives" in out and "tiny-a" in out and "held out" in out
+    d = json.loads((tmp_path / "s.json").read_text())
+    assert set(d["tables"]) == set(TESTS)
+    assert set(d["tables"]["pgd_positive"]) == {"tiny-a", "tiny-b"}
+    assert d["tables"]["clean"]["tiny-a"]["n"] == 4 and d["tables"]["negative"]["tiny-b"]["n"] == 6
+    assert d["settings"]["patch_pgd"] == {"eps": 0.03, "step": 0.01, "iters": 2}
+    assert (tmp_path / "s.csv").read_text().startswith("table,test,description,model,mean,std,n")
+    with pytest.raises(SystemExit):
+        cli.main(["stress", "--iters", "x"])
+
+
+# -- perturbing a scan (the GUI's current view) -----------------------------------------------------------------
+def test_noise_and_pgd_on_a_scan_return_new_volumes(tiny):
+    from reviewer.synthesis.perturb import noise_volume, pgd_volume
+
+    vol, w = _phantom([[0, 1, 0], [-1, 0, 0], [0, 0, -1]], (1.2, 1.2, 1.5))
+    src = vol.array.copy()
+    nv = noise_volume(vol, "uniform", 0.3, seed=1, center_lps=(0, 0, 0), radius_mm=10)
+    np.testing.assert_array_equal(vol.array, src)
+    dist = np.linalg.norm(w, axis=-1)
+    changed = nv.array != src
+    assert changed[dist < 9].mean() > 0.9 and not changed[dist > 10.5].any()
+    assert np.abs(nv.array.astype(float) - src)[dist < 9].max() <= 0.15 * 1400 + 1
+    center = np.array([-6.0, 2.0, 1.0])
+    grown, _ = insert_nodule(vol, center, NoduleParams(10.0, 1.0), seed=0)
+    r = pgd_volume(tiny, SPEC, grown, center, target=0.0, eps=0.03, step=0.01, iters=6)
+    assert r.after < r.before
+    d = r.volume.array.astype(float) - grown.array
+    assert np.abs(d).max() <= 0.03 * 1400 + 1 and np.abs(d).max() > 5
+    assert not d[np.abs(w - center).max(axis=-1) > SPEC.patch_size * SPEC.spacing_mm / 2 + 2].any()
+    # the model sees (up to resampling) the perturbation it was given
+    from reviewer.detection.fpr import extract_patches
+
+    p = _prob(tiny, extract_patches(r.volume, center[None], SPEC))[0]
+    assert p < r.before - 0.5 * (r.before - r.after)

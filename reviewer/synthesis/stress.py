@@ -132,9 +132,12 @@ def _score(model, patches: Any, batch_size: int = 32) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def _pgd_batched(model, x: np.ndarray, target: float, pgd: PgdSettings, seed: int, batch_size: int = 16) -> np.ndarray:
+def _pgd_batched(model, x: np.ndarray, target: float, pgd: PgdSettings, seed: int, batch_size: int = 16,
+                 token=None) -> np.ndarray:
     out = []
     for s in range(0, len(x), batch_size):
+        if token is not None:
+            token.check()
         out.append(pgd_patch(model, x[s:s + batch_size], target, pgd.eps, pgd.step, pgd.iters,
                              seed=seed + s).cpu().numpy())
     return np.concatenate(out) if out else x[:0]
@@ -194,15 +197,15 @@ def run_stress(models: dict[str, torch.nn.Module], spec, positives: Any, negativ
         tok = sub(f"{name}: PGD attacks")
         out = {}
         if "pgd_positive" in run:
-            out["pgd_positive"] = _pgd_batched(model, pos, 0.0, pgd, seed + 11)
+            out["pgd_positive"] = _pgd_batched(model, pos, 0.0, pgd, seed + 11, token=tok)
         if tok is not None:
             tok.progress(0.25, 1, f"{name}: PGD noise patches")
         if "noise_pgd" in run:
-            out["noise_pgd"] = _pgd_batched(model, noise, 1.0, pgd, seed + 12)
+            out["noise_pgd"] = _pgd_batched(model, noise, 1.0, pgd, seed + 12, token=tok)
         if tok is not None:
             tok.progress(0.4, 1, f"{name}: PGD negatives")
         if "pgd_negative" in run:
-            out["pgd_negative"] = _pgd_batched(model, neg, 1.0, pgd, seed + 13)
+            out["pgd_negative"] = _pgd_batched(model, neg, 1.0, pgd, seed + 13, token=tok)
         if ("syn_random" in run or "syn_pgd" in run) and n_syn:
             out["_syn"] = search_hard_nodules(model, spec, bg, nodule_eps, nodule_step, nodule_iters,
                                               min_diameter_mm, seed=seed + 14, starts=starts,
