@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self._overlay_bindings: list[Binding] = []
         self._guide: QDialog | None = None
         self.mri_dock: Any = None  # the MRI reconstruction & FNAF panel, created on first use
+        self.detection_dock: Any = None  # the nodule detection lab, created on first use
 
         # centre: the viewer
         self.viewer = ViewerWidget(self.state)
@@ -209,6 +210,9 @@ class MainWindow(QMainWindow):
         self.act_mri_lab = self._action(t, "&MRI lab (reconstruction && FNAF)", self.show_mri_lab,
                                         tip="Reconstruct under-sampled MRI with the models, compare them and "
                                             "place or search false-negative adversarial features")
+        self.act_detection_lab = self._action(t, "&Nodule detection lab", self.show_detection_lab,
+                                              tip="Run the standard and robust nodule detectors on the CT, compare "
+                                                  "them, insert synthetic nodules and stress-test the models")
 
         h = mb.addMenu("&Help")
         self.act_guide = self._action(h, "&Mouse and keyboard guide", self.show_guide, "F1")
@@ -394,6 +398,20 @@ class MainWindow(QMainWindow):
         self.mri_dock.raise_()
         return self.mri_dock
 
+    def show_detection_lab(self) -> Any:
+        """Show (creating once) the nodule detection lab dock, fed with the open CT."""
+        from reviewer.gui.detection_panel import DetectionPanel
+
+        if self.detection_dock is None:
+            self.detection_dock = DetectionPanel(self)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.detection_dock)
+            self.resizeDocks([self.detection_dock], [520], Qt.Orientation.Horizontal)
+            if self.state.primary is not None:
+                self.detection_dock.series_opened(self.state.primary.volume)
+        self.detection_dock.show()
+        self.detection_dock.raise_()
+        return self.detection_dock
+
     def _series_for_tools(self, volume: Volume) -> None:
         """A fastMRI series opens the MRI lab; an open lab follows the series shown."""
         if (volume.metadata or {}).get("format") == "fastmri" and self.mri_dock is None:
@@ -403,6 +421,8 @@ class MainWindow(QMainWindow):
             self.mri_dock.show()
         if self.mri_dock is not None:
             self.mri_dock.series_opened(volume)
+        if self.detection_dock is not None:
+            self.detection_dock.series_opened(volume)
 
     # -- demo --------------------------------------------------------------------------------------------------
     def open_demo_job(self) -> None:
@@ -546,6 +566,8 @@ class MainWindow(QMainWindow):
             self._guide.close()
         if self.mri_dock is not None:
             self.mri_dock.unbind()
+        if self.detection_dock is not None:
+            self.detection_dock.unbind()
         super().closeEvent(event)
 
 
