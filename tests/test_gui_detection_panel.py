@@ -114,6 +114,16 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     std_ov = s.overlay(overlay_name("tiny-fpr-standard"))
     assert len(std_ov.centers) == n_all and std_ov.panes == ("tiny-fpr-standard",)
     assert len(s.overlay(GT_OVERLAY).centers) == 3
+    # each pane draws its own model's circles only; the ground truth on both
+    s.set_crosshair(row.center_lps)
+    std_pane, rob_pane = w.viewer.view("tiny-fpr-standard"), w.viewer.view("tiny-fpr-robust")
+
+    def drawn(view, name):
+        it = view.overlay_items(name)
+        return it.path is not None and it.path.isVisible()
+
+    assert drawn(std_pane, overlay_name("tiny-fpr-standard")) and not drawn(std_pane, overlay_name("tiny-fpr-robust"))
+    assert drawn(rob_pane, overlay_name("tiny-fpr-robust")) and not drawn(rob_pane, overlay_name("tiny-fpr-standard"))
 
     # sorting by the robust probability, then clicking a row moves the linked crosshair to that candidate
     from PySide6.QtCore import Qt

@@ -12,6 +12,7 @@ perturbations make a derived volume to re-run on. Workers never touch widgets.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,8 @@ SELECTED_COLOR = (255, 255, 0)
 GT_OVERLAY = "ground truth nodules"  # the demo opens with an overlay of this name: ours replaces it
 SELECTED_OVERLAY = "selected candidate"
 MIN_RADIUS_MM = 3.0
-COLUMNS = ("#", "P std", "P robust", "Δ robust−std", "u std", "u robust", "Ø mm", "location LPS (mm)", "truth")
+COLUMNS = ("#", "P std", "P rob", "Δ", "u std", "u rob", "Ø mm", "LPS mm", "truth")
+NO_PERTURBATION = "none"
 
 
 class _Item(QTableWidgetItem):
@@ -189,7 +191,8 @@ class DetectionPanel(QDockWidget):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setStretchLastSection(True)
         tips = ["rank by the highest probability", "standard model's probability", "robust model's probability",
-                "robust minus standard probability (a model that did not report the candidate counts 0)",
+                "score difference: robust minus standard probability (a model that did not report the candidate "
+                "counts 0)",
                 "standard model's uncertainty (Beta head: 2 / (α + β))", "robust model's uncertainty",
                 "estimated diameter (mean over the models)", "centre in patient LPS mm",
                 "the ground-truth nodule the candidate lies in"]
@@ -250,6 +253,7 @@ class DetectionPanel(QDockWidget):
         g = QGroupBox("Stress test the current view")
         f = QFormLayout(g)
         self.perturb_combo = QComboBox()
+        self.perturb_combo.addItem("none (the un-perturbed volume)", NO_PERTURBATION)
         for key, (label, _kind, _level) in PERTURBATIONS.items():
             self.perturb_combo.addItem(label, key)
         f.addRow("Perturbation", self.perturb_combo)
@@ -271,7 +275,7 @@ class DetectionPanel(QDockWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(body)
         self.setWidget(scroll)
-        self.setMinimumWidth(430)
+        self.setMinimumWidth(470)
 
         self.run_std_button.clicked.connect(lambda: self._guard(lambda: self.run("standard")))
         self.run_rob_button.clicked.connect(lambda: self._guard(lambda: self.run("robust")))
@@ -389,16 +393,19 @@ class DetectionPanel(QDockWidget):
                 old._shared.forget()
         self.hard_label.setText("")
         self.perturb_label.setText("")
+        self.timing_label.setText("")
         self._shown_volume = None
         self._describe_source()
-        self._refresh()
+        self._refresh(panes=False)  # the viewer keeps its layout until there is something to compare
 
     def _describe_source(self) -> None:
         lab = self.lab
         v = lab.original
         si, sj, sk = v.spacing
         n = len(lab.ground_truth())
-        src = ", ".join(lab.ground_truth_sources()) or "none known"
+        srcs = lab.ground_truth_sources()
+        src = ", ".join(Path(s).name if ("/" in s or "\\" in s) else s for s in srcs) or "none known"
+        self.source_label.setToolTip("\n".join(srcs))
         self.source_label.setText(f"<b>{lab.name}</b><br>{v.shape[2]}×{v.shape[1]}×{v.shape[0]} voxels, "
                                   f"{si:.2f}×{sj:.2f}×{sk:.2f} mm; ground truth: {n} nodule(s) ({src})")
 
@@ -795,6 +802,12 @@ class DetectionPanel(QDockWidget):
             raise ValueError("open a chest CT first")
         key = key or self.perturb_combo.currentData()
         lab = self.lab
+        if key == NO_PERTURBATION:
+            lab.clear_perturbation()
+            self.perturb_label.setText("")
+            self.result = None
+            self._refresh()
+            return self.run("both") if rerun else None
         c = np.asarray(self.state.crosshair, float)
         model = self.against_combo.currentText() or None
         names = self.selected_models("both")
@@ -806,6 +819,8 @@ class DetectionPanel(QDockWidget):
             run = lab.run(names, token=token.sub(0.3, 1.0, 1.0)) if rerun else None
             return pr, run
 
+        if key not in PERTURBATIONS:
+            raise ValueError(f"unknown perturbation {key!r}")
         return self._submit(job, f"Stress test: {PERTURBATIONS[key][0]}", self._perturbed)
 
     def _perturbed(self, value) -> None:

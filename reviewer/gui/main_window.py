@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
         if self.detection_dock is None:
             self.detection_dock = DetectionPanel(self)
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.detection_dock)
-            self.resizeDocks([self.detection_dock], [520], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.detection_dock], [600], Qt.Orientation.Horizontal)
             if self.state.primary is not None:
                 self.detection_dock.series_opened(self.state.primary.volume)
         self.detection_dock.show()
