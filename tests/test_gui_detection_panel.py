@@ -89,6 +89,8 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     panel.detector_kw = {"max_candidates": 12}
     assert panel.std_combo.currentText() == "tiny-fpr-standard"
     assert panel.rob_combo.currentText() == "tiny-fpr-robust"
+    # the cards' domain check shows before anything runs: 6 mm slices are outside the generator's range
+    assert panel.warning_label.isVisibleTo(panel) and "slice thickness 6.00 mm" in panel.warning_label.text()
 
     # run both: one job, the candidate generator once, a row per candidate with both probabilities
     job = panel.run("both")

@@ -358,6 +358,8 @@ class DetectionPanel(QDockWidget):
         self.against_combo.clear()
         self.against_combo.addItems(self.selected_models("both"))
         self.against_combo.blockSignals(False)
+        if self.lab is not None and self.result is None:
+            self._refresh(panes=False)
         self._update_enabled()
 
     def _update_enabled(self) -> None:
@@ -514,7 +516,7 @@ class DetectionPanel(QDockWidget):
         lab = self.lab
         if lab is None:
             return
-        warnings = self.result.warnings if self.result is not None else lab.domain_warnings()
+        warnings = self.result.warnings if self.result is not None else self.card_warnings()
         self.warning_label.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.warning_label.setVisible(bool(warnings))
         derived = []
@@ -532,6 +534,21 @@ class DetectionPanel(QDockWidget):
         self._set_overlays()
         self._set_captions()
         self._update_enabled()
+
+    def card_warnings(self) -> list[str]:
+        """The domain check of the chosen cards on the current volume (before any model is loaded or run)."""
+        try:
+            from reviewer.detection.domain import check_domain
+        except ImportError:  # the detector package without a domain check: the run reports them
+            return self.lab.domain_warnings()
+        cards = [c for c in (self.cg_cards.get(self.cg_combo.currentText()),
+                             *(self.fpr_cards.get(n) for n in self.selected_models("both"))) if c is not None]
+        out: list[str] = []
+        for c in cards:
+            for w in check_domain(self.lab.volume, c):
+                if w not in out:
+                    out.append(w)
+        return out
 
     def _show_panes(self) -> None:
         """Both panes show the lab's current volume, in the compare layout; crosshair and window are kept."""
