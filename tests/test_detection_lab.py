@@ -92,7 +92,7 @@ def test_insert_nodule_at_world_point_with_flipped_directions():
     assert abs(ic - 30) < 1.0 and abs(jc - 12) < 1.0 and abs(kc - 20) < 1.0
     gt = lab.ground_truth()
     assert len(gt) == 1 and np.allclose(gt[0].center_lps, world) and gt[0].diameter_mm == pytest.approx(8.0)
-    assert "synthetic" in gt[0].label
+    assert gt[0].label == "synthetic solid 8 mm"
     lab.revert()
     assert lab.volume is vol and lab.ground_truth() == []
 

@@ -102,6 +102,13 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     assert panel.lab._shared.runs == 1
     # 6 mm slices are outside the generator's card range: a visible warning
     assert panel.warning_label.isVisible() and "slice thickness 6.00 mm" in panel.warning_label.text()
+    first_rows = [(r.center_lps, dict(r.probability)) for r in res.rows]
+    # re-running one model on the same volume reuses the candidates and keeps the other model's column
+    panel.run("robust")
+    qtbot.waitUntil(lambda: panel.result is not res and panel.job is None, timeout=60000)
+    res = panel.result
+    assert panel.lab._shared.runs == 1 and set(res.runs) == {"tiny-fpr-standard", "tiny-fpr-robust"}
+    assert [(r.center_lps, r.probability) for r in res.rows] == first_rows
     s = w.state
     assert s.layout == "compare" and list(s.pane_names) == ["tiny-fpr-standard", "tiny-fpr-robust"]
     qtbot.waitUntil(lambda: len(w.viewer.views) == 2)

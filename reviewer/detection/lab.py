@@ -248,13 +248,7 @@ def ground_truth_of(volume: Volume) -> tuple[list[Finding], list[str]]:
     for rec in md.get("synthetic_nodules", []) or []:
         p = rec.get("params", {})
         d = p.get("diameter_mm")
-        kind = "synthetic"
-        try:
-            from reviewer.synthesis.generator import NoduleParams
-
-            kind = f"synthetic {NoduleParams(**p).kind}"
-        except Exception:  # noqa: BLE001 - the label is a nicety
-            pass
+        kind = f"synthetic {p['kind']}" if p.get("kind") else "synthetic"
         found.append(Finding(center_lps=tuple(rec["center_lps"]), kind="synthetic-nodule",
                              diameter_mm=None if d is None else float(d), observer="reviewer.synthesis",
                              label=f"{kind} {float(d):.0f} mm" if d else kind, extra={"synthetic": rec}))
