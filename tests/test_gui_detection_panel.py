@@ -141,8 +141,11 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     target_idx = panel.table.item(0, 0).data(Qt.ItemDataRole.UserRole)
     robust = [r.score("tiny-fpr-robust") for r in panel._rows]
     assert robust[target_idx] == min(robust)
+    panel.zoom_check.setChecked(True)
     panel.table.selectRow(0)
     assert np.allclose(s.crosshair, panel._rows[target_idx].center_lps)
+    assert s.view("axial").zoom == 4.0
+    panel.zoom_check.setChecked(False)
     panel.table.sortItems(3, Qt.SortOrder.DescendingOrder)  # by the score difference
     top = panel.table.item(0, 0).data(Qt.ItemDataRole.UserRole)
     diffs = [r.difference("tiny-fpr-standard", "tiny-fpr-robust") for r in panel._rows]
@@ -173,12 +176,18 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     panel.composition_combo.setCurrentText("part-solid")
     panel.insert_at_crosshair()
     qtbot.waitUntil(lambda: len(panel.lab.ground_truth()) == 4, timeout=60000)
-    qtbot.waitUntil(lambda: panel.job is None, timeout=10000)
+    qtbot.waitUntil(lambda: panel.job is None, timeout=60000)
     gt = panel.lab.ground_truth()
     assert np.allclose(gt[-1].center_lps, point) and gt[-1].diameter_mm == pytest.approx(12.0)
     assert len(s.overlay(GT_OVERLAY).centers) == 4
     assert s.pane("tiny-fpr-standard").volume is panel.lab.volume is s.pane("tiny-fpr-robust").volume
-    assert panel.derived_label.isVisible() and panel.result is None and panel.revert_button.isEnabled()
+    assert panel.derived_label.isVisible() and panel.revert_button.isEnabled()
+    # both models ran again on the new volume (the option is on by default): the table has a hit/miss for it
+    assert panel.result is not None and panel.result.volume is panel.lab.volume
+    assert set(panel.result.runs) == {"tiny-fpr-standard", "tiny-fpr-robust"}
+    assert panel.truth_table.rowCount() == 4 and panel.truth_table.item(3, 0).text().startswith("4. synthetic part-solid")
+    assert panel.truth_table.item(3, 3).text() in ("HIT", "MISS")
+    panel.rerun_check.setChecked(False)
 
     # "find a nodule it misses here": PGD reports the response before and after
     s.set_crosshair(point)

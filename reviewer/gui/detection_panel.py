@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
@@ -179,6 +180,9 @@ class DetectionPanel(QDockWidget):
         self.count_label = QLabel("")
         self.count_label.setWordWrap(True)
         v.addWidget(self.count_label)
+        self.zoom_check = QCheckBox("Zoom in (×4) on the selected candidate")
+        self.zoom_check.setToolTip("Clicking a row also zooms every pane onto it (R resets the view)")
+        v.addWidget(self.zoom_check)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -237,6 +241,10 @@ class DetectionPanel(QDockWidget):
         self.insert_button.setToolTip("Blend the nodule into the lung at the crosshair (a new derived volume, "
                                       "with the nodule as ground truth)")
         f.addRow(self.insert_button)
+        self.rerun_check = QCheckBox("Re-run the models on the new volume")
+        self.rerun_check.setChecked(True)
+        self.rerun_check.setToolTip("After inserting or finding a nodule, run the models that ran before")
+        f.addRow(self.rerun_check)
         self.against_combo = QComboBox()
         self.against_combo.setToolTip("The FPR model the search attacks")
         f.addRow("Search against", self.against_combo)
@@ -745,6 +753,16 @@ class DetectionPanel(QDockWidget):
             s.set_crosshair(np.asarray(world, float))
             s.add_overlay(PointsOverlay([world], labels=[""], color=SELECTED_COLOR, size_px=6,
                                         name=SELECTED_OVERLAY))
+            if self.zoom_check.isChecked() and s.primary is not None:
+                self.zoom_on(world)
+
+    def zoom_on(self, world, zoom: float = 4.0) -> None:
+        """Zoom the panes of the current orientation onto a world point."""
+        s = self.state
+        fr = s.frame(s.orientation)
+        x, y, _ = fr.world_to_display(np.asarray(world, float))
+        sx, sy = fr.pixel_size
+        s.set_view(s.orientation, zoom=zoom, pan=((x - (fr.width - 1) / 2.0) * sx, (y - (fr.height - 1) / 2.0) * sy))
 
     # -- synthesis -------------------------------------------------------------------------------------------
     def _composition_changed(self, text: str) -> None:
@@ -769,20 +787,32 @@ class DetectionPanel(QDockWidget):
         params = nodule_params(**self.nodule_settings())
         lab = self.lab
         seed = int(abs(hash(tuple(np.round(c, 1)))) % 100000)
+        rerun = self._rerun_models()
 
         def job(token=None):
-            return lab.insert_nodule(c, params, seed=seed, token=token)
+            out = lab.insert_nodule(c, params, seed=seed, token=token.sub(0, 0.2, 1.0))
+            run = lab.run(rerun, token=token.sub(0.2, 1.0, 1.0)) if rerun else None
+            return out, run
 
         return self._submit(job, f"Inserting a {params.diameter_mm:.0f} mm {params.kind} nodule",
                             self._inserted, key="detection-lab")
 
+    def _rerun_models(self) -> list[str]:
+        """The models to run again after a change of volume: those that ran, when the option is on."""
+        if not self.rerun_check.isChecked() or self.result is None:
+            return []
+        return [m for m in self.result.models if m in self.selected_models("both")]
+
     def _inserted(self, value) -> None:
-        _volume, finding = value
-        self.notifier.info(f"Synthetic {finding.diameter_mm:.0f} mm nodule inserted at LPS "
-                           f"({', '.join(f'{v:.1f}' for v in finding.center_lps)}) mm: it is ground truth now. "
-                           "Run the models to see whether they find it.")
+        (_volume, finding), run = value
+        where = ", ".join(f"{v:.1f}" for v in finding.center_lps)
+        self.notifier.info(f"Synthetic {finding.diameter_mm:.0f} mm nodule inserted at LPS ({where}) mm: it is "
+                           "ground truth now." + ("" if run else " Run the models to see whether they find it."))
         self.result = None
-        self._refresh()
+        if run is not None:
+            self.show_result(run)
+        else:
+            self._refresh()
 
     def find_missed_here(self):
         """PGD search for a nodule the chosen model misses at the crosshair (a job)."""
@@ -791,14 +821,18 @@ class DetectionPanel(QDockWidget):
         model = self.against_combo.currentText() or None
         seed = int(abs(hash(tuple(np.round(c, 1)))) % 100000)
         prepare = self._preparer()
+        rerun = self._rerun_models()
 
         def job(token=None):
             prepare(token.sub(0, 0.05, 1.0))
-            return lab.find_missed_nodule(c, model=model, seed=seed, token=token.sub(0.05, 1.0, 1.0))
+            res = lab.find_missed_nodule(c, model=model, seed=seed, token=token.sub(0.05, 0.5, 1.0))
+            run = lab.run(rerun, token=token.sub(0.5, 1.0, 1.0)) if rerun and not res.discarded else None
+            return res, run
 
         return self._submit(job, f"Searching a nodule {model} misses", self._hard_found)
 
-    def _hard_found(self, res: HardResult) -> None:
+    def _hard_found(self, value) -> None:
+        res, run = value
         self.hard = res
         s = res.search
         text = (f"Against {res.model}: response {res.before:.3f} (random nodule) → {res.after:.3f} "
@@ -810,7 +844,10 @@ class DetectionPanel(QDockWidget):
         self.hard_label.setText(text)
         if not res.discarded:
             self.result = None
-            self._refresh()
+            if run is not None:
+                self.show_result(run)
+            else:
+                self._refresh()
 
     # -- stress tests ----------------------------------------------------------------------------------------
     def apply_perturbation(self, key: str | None = None, rerun: bool = True):
