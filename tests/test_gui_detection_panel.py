@@ -205,4 +205,11 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     assert "PERTURBED: Poisson noise x5" in s.caption("tiny-fpr-standard")
     panel.revert()
     assert panel.lab.volume is panel.lab.original and len(panel.lab.ground_truth()) == 3
+
+    # Cancel stops a run; the dock is usable again and nothing half-done is shown
+    job = panel.run("both")
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: not job.active, timeout=60000)
+    assert job.state == "cancelled" and panel.job is None and panel.result is None
+    assert not panel.progress.isVisible() and panel.run_both_button.isEnabled()
     w.close()
