@@ -149,3 +149,37 @@ def test_perturbation_is_derived_and_revertible():
         lab.perturb("gamma")
     with pytest.raises(ValueError, match="load the detection models"):
         lab.perturb("pgd-vanish", center_lps=vol.geometry.center_world())
+
+
+def test_ground_truth_from_lung_pet_ct_dx_boxes(shared_data):
+    """The real chest CT's radiologist boxes (PASCAL-VOC per slice, named by SOPInstanceUID) become one lesion,
+    placed where pydicom's own geometry (IPP + IOP + PixelSpacing of each annotated file) puts the boxes."""
+    import pydicom
+
+    from reviewer.detection.lab import _voc_boxes
+    from reviewer.io.loader import load_volume
+
+    series = next((shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0002").glob("*/*B70f*"))
+    vol = load_volume(series)
+    gt, src = ground_truth_of(vol)
+    assert len(gt) == 1 and src and src[0].endswith("annotations")
+    lesion = gt[0]
+    assert lesion.kind == "lesion" and lesion.label.startswith("adenocarcinoma")
+    # independent world positions of the box centres, slice by slice
+    ann = shared_data / "lung-pet-ct-dx" / "annotations"
+    centres, sides = [], []
+    for f in sorted(series.glob("*.dcm")):
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        xml = next(ann.rglob(f"{ds.SOPInstanceUID}.xml"), None)
+        if xml is None:
+            continue
+        (_name, x0, y0, x1, y1), = _voc_boxes(xml)
+        ipp = np.array(ds.ImagePositionPatient, float)
+        iop = np.array(ds.ImageOrientationPatient, float)
+        dr, dc = (float(v) for v in ds.PixelSpacing)  # row spacing, column spacing
+        col, row = (x0 + x1) / 2, (y0 + y1) / 2
+        centres.append(ipp + iop[:3] * dc * col + iop[3:] * dr * row)
+        sides.append(max((x1 - x0) * dc, (y1 - y0) * dr))
+    assert len(centres) == len(lesion.extra["slices"]) >= 2
+    assert np.allclose(lesion.center_lps, np.mean(centres, axis=0), atol=1e-3)
+    assert lesion.diameter_mm == pytest.approx(max(sides), abs=0.06)

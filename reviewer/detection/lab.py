@@ -221,12 +221,97 @@ def _nodules_from_annotations(mhd: Path, uid: str) -> list[Finding] | None:
     return None
 
 
+VOC_CLASSES = {"A": "adenocarcinoma", "B": "small-cell carcinoma", "E": "large-cell carcinoma",
+               "G": "squamous-cell carcinoma"}  # Lung-PET-CT-Dx's histology letters
+
+
+def _voc_boxes(xml: Path) -> list[tuple[str, float, float, float, float]]:
+    """(name, xmin, ymin, xmax, ymax) of a PASCAL-VOC annotation file (pixel columns / rows of one slice)."""
+    import xml.etree.ElementTree as ET
+
+    out = []
+    try:
+        root = ET.parse(xml).getroot()
+    except (OSError, ET.ParseError):
+        return out
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            continue
+        try:
+            vals = [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError):
+            continue
+        out.append((str(obj.findtext("name") or "").strip(), *vals))
+    return out
+
+
+def _nodules_from_voc(volume: Volume) -> tuple[list[Finding], str] | None:
+    """Slice-wise PASCAL-VOC boxes named by SOPInstanceUID (the Lung-PET-CT-Dx layout: an ``annotations`` folder
+    above the series) -> one finding per lesion: boxes on slices at most 2 apart whose centres lie within the box
+    size are one lesion; centre = mean of the box centres (world, through the Geometry), diameter = the largest box
+    side in mm."""
+    md = volume.metadata or {}
+    uids = md.get("SOPInstanceUIDs") or []
+    files = md.get("files") or []
+    if not uids or not files:
+        return None
+    index = {u: k for k, u in enumerate(uids)}
+    start = Path(files[0]).parent
+    boxes = []
+    where = None
+    for parent in [start, *list(start.parents)[:4]]:
+        ann = parent / "annotations"
+        if not ann.is_dir():
+            continue
+        for xml in ann.rglob("*.xml"):
+            k = index.get(xml.stem)
+            if k is None:
+                continue
+            for name, x0, y0, x1, y1 in _voc_boxes(xml):
+                boxes.append((k, name, x0, y0, x1, y1))
+        if boxes:
+            where = str(ann)
+            break
+    if not boxes:
+        return None
+    g = volume.geometry
+    si, sj, _ = g.spacing
+    boxes.sort()
+    groups: list[list[tuple]] = []
+    for b in boxes:
+        k, name, x0, y0, x1, y1 = b
+        c = np.array([(x0 + x1) / 2 * si, (y0 + y1) / 2 * sj])
+        size = max((x1 - x0) * si, (y1 - y0) * sj)
+        for grp in groups:
+            k2, n2, a0, b0, a1, b1 = grp[-1]
+            c2 = np.array([(a0 + a1) / 2 * si, (b0 + b1) / 2 * sj])
+            if n2 == name and 0 <= k - k2 <= 2 and np.linalg.norm(c - c2) < size:
+                grp.append(b)
+                break
+        else:
+            groups.append([b])
+    out = []
+    for grp in groups:
+        ijk = np.array([[(x0 + x1) / 2, (y0 + y1) / 2, k] for k, _n, x0, y0, x1, y1 in grp], float)
+        center = g.voxel_to_world(ijk).reshape(-1, 3).mean(axis=0)
+        diam = max(max((x1 - x0) * si, (y1 - y0) * sj) for _k, _n, x0, y0, x1, y1 in grp)
+        name = grp[0][1]
+        kind = VOC_CLASSES.get(name, name or "lesion")
+        out.append(Finding(center_lps=tuple(float(v) for v in center), kind="lesion", diameter_mm=round(diam, 1),
+                           observer="annotations (PASCAL-VOC)", observer_type="person",
+                           source=str(md.get("SeriesInstanceUID", "")), label=f"{kind} {diam:.0f} mm",
+                           extra={"ground_truth": where, "slices": sorted({b[0] for b in grp})}))
+    return out, where
+
+
 def ground_truth_of(volume: Volume) -> tuple[list[Finding], list[str]]:
     """Known nodules of a scan and where they come from.
 
     The scan's own nodules: ``nodules.json`` beside the file (the demo CT, a demo LUNA16 export) when it names
     this series, else LUNA16 ``annotations.csv`` in the scan's folder or its parent (rows of this series UID =
-    the .mhd file name). Plus every synthetic nodule inserted into this volume (its metadata).
+    the .mhd file name); for a DICOM series, PASCAL-VOC boxes named by its SOPInstanceUIDs in an ``annotations``
+    folder above it (Lung-PET-CT-Dx). Plus every synthetic nodule inserted into this volume (its metadata).
     """
     found: list[Finding] = []
     sources: list[str] = []
@@ -245,6 +330,11 @@ def ground_truth_of(volume: Volume) -> tuple[list[Finding], list[str]]:
             if own is not None:
                 sources.append(str(own[0].extra["ground_truth"]) if own else "annotations.csv (no nodules)")
         found.extend(own or [])
+    elif md.get("SOPInstanceUIDs"):
+        voc = _nodules_from_voc(volume)
+        if voc is not None:
+            found.extend(voc[0])
+            sources.append(voc[1])
     for rec in md.get("synthetic_nodules", []) or []:
         p = rec.get("params", {})
         d = p.get("diameter_mm")
