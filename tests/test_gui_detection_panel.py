@@ -4,8 +4,6 @@ table, row click -> crosshair, threshold -> table and overlays, insertion -> gro
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -185,7 +183,8 @@ def test_detection_lab_flow(qtbot, tiny_models, small_ct):
     # both models ran again on the new volume (the option is on by default): the table has a hit/miss for it
     assert panel.result is not None and panel.result.volume is panel.lab.volume
     assert set(panel.result.runs) == {"tiny-fpr-standard", "tiny-fpr-robust"}
-    assert panel.truth_table.rowCount() == 4 and panel.truth_table.item(3, 0).text().startswith("4. synthetic part-solid")
+    assert panel.truth_table.rowCount() == 4
+    assert panel.truth_table.item(3, 0).text().startswith("4. synthetic part-solid")
     assert panel.truth_table.item(3, 3).text() in ("HIT", "MISS")
     panel.rerun_check.setChecked(False)
 

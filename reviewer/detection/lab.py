@@ -135,7 +135,8 @@ def _put(row: CandidateRow, name: str, f: Finding) -> None:
     row.diameter_mm[name] = None if f.diameter_mm is None else float(f.diameter_mm)
 
 
-def filter_rows(rows: Sequence[CandidateRow], threshold: float, models: Sequence[str] | None = None) -> list[CandidateRow]:
+def filter_rows(rows: Sequence[CandidateRow], threshold: float,
+                models: Sequence[str] | None = None) -> list[CandidateRow]:
     """Rows where at least one of ``models`` (default: all) scores >= ``threshold``."""
     return [r for r in rows if r.max_score(models) >= threshold]
 

@@ -337,15 +337,12 @@ class DetectionPanel(QDockWidget):
         self.fpr_cards = {c.name: c for c in fpr_cards}
         robust = [c.name for c in fpr_cards if _is_robust(c)]
         standard = [c.name for c in fpr_cards if not _is_robust(c)]
-        for combo, names, first in ((self.cg_combo, list(self.cg_cards), None),
-                                    (self.std_combo, standard + robust, None),
-                                    (self.rob_combo, robust + standard, None)):
+        for combo, names in ((self.cg_combo, list(self.cg_cards)), (self.std_combo, standard + robust),
+                             (self.rob_combo, robust + standard)):
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(names)
             combo.blockSignals(False)
-        if len(fpr_cards) == 1:
-            self.rob_combo.setCurrentIndex(0)
         missing = []
         if not cg_cards:
             missing.append("no candidate-generator card")
@@ -713,7 +710,8 @@ class DetectionPanel(QDockWidget):
                 continue
             lines = [f"{role} FPR ({'orange' if role == 'standard' else 'blue'})"]
             if self.result is not None and m in self.result.runs:
-                n = sum(1 for r in self.result.rows if r.probability.get(m) is not None and r.score(m) >= self.threshold)
+                n = sum(1 for r in self.result.rows
+                        if r.probability.get(m) is not None and r.score(m) >= self.threshold)
                 lines.append(f"{n} detection(s) ≥ {self.threshold:.2f}")
                 if gt and m in hits:
                     lines.append(f"ground truth {sum(hits[m])}/{len(gt)} hit")
@@ -836,7 +834,8 @@ class DetectionPanel(QDockWidget):
         self.hard = res
         s = res.search
         text = (f"Against {res.model}: response {res.before:.3f} (random nodule) → {res.after:.3f} "
-                f"(PGD-searched, {s.params.diameter_mm:.1f} mm {s.params.kind}, visible {s.measured_diameter_mm:.1f} mm)")
+                f"(PGD-searched, {s.params.diameter_mm:.1f} mm {s.params.kind}, "
+                f"visible {s.measured_diameter_mm:.1f} mm)")
         if res.discarded:
             text += f". Discarded: {s.discarded_reason}. Try another spot deeper in the lung."
         else:
