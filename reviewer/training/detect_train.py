@@ -87,7 +87,8 @@ class DetectTrainConfig:
 def _architecture(cfg: DetectTrainConfig) -> dict:
     if cfg.stage == "cg":
         return {"class": "detection.ResUNet3d", "args": {"channels": list(cfg.channels), "out_channels": 2}}
-    return {"class": "detection.FprNet", "args": {"head": cfg.head, "channels": list(cfg.channels), "stem": 8}}
+    return {"class": "detection.FprNet", "args": {"head": cfg.head, "channels": list(cfg.channels),
+                                           "stem": max(4, cfg.channels[0] // 2)}}
 
 
 def _build(cfg: DetectTrainConfig) -> torch.nn.Module:
@@ -320,7 +321,7 @@ def write_card(cfg: DetectTrainConfig, summary: dict, card_path: Path | None = N
         task, desc = "nodule-candidate-generation", ("3D residual U-Net candidate generator (Gaussian heat map at "
                                                      "nodule centres + log-diameter regression)")
         pre = {"spacing_mm": [cfg.spacing_mm] * 3, "hu_window": list(cfg.hu_window), "crop": cfg.patch_size,
-               "window_inference": 96, "overlap": 0.25, "lung_mask": "threshold -400 HU + connected components"}
+               "window_inference": 96, "overlap": 0.25, "peak_threshold": 0.005, "lung_mask": "threshold -400 HU + connected components"}
         loss = f"class-balanced heat-map {cfg.loss} + L1 log-diameter"
     else:
         task, desc = "nodule-false-positive-reduction", f"3D residual patch classifier, {cfg.head} head"
