@@ -513,9 +513,8 @@ class DetectionPanel(QDockWidget):
             self._refresh(panes=False)
 
     def pane_names(self) -> list[str]:
-        """The two panes: the standard and the robust model (named after the models)."""
-        names = self.selected_models("both")
-        return names if len(names) == 2 else (names + ["CT"])[:2] if names else ["CT"]
+        """One pane per model (standard, robust), named after the models; one pane when they are the same."""
+        return self.selected_models("both") or ["CT"]
 
     def _refresh(self, panes: bool = True) -> None:
         lab = self.lab
