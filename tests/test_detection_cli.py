@@ -61,7 +61,7 @@ def test_train_fpr_and_cg_cli_write_cards_and_resume(small_luna, tmp_path, capsy
     build_model(card)
     # a second run with more epochs resumes from the checkpoint
     assert main(args[:9] + ["2"] + args[10:]) == 0
-    hist = json.loads((out / "history.json").read_text())
+    hist = json.loads((out / "history.jsonl").read_text())
     assert [h["epoch"] for h in hist] == [0, 1]
     out_cg = tmp_path / "cg"
     assert main(["--device", "cpu", "train", "cg", "--data", str(small_luna), "--out", str(out_cg), "--epochs", "1",

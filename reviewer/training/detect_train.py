@@ -237,7 +237,7 @@ def train_detector(cfg: DetectTrainConfig, token: JobToken | None = None, resume
     augmenter = _augmenter(cfg, spec, rank) if cfg.stage == "fpr" else None
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    history = json.loads((out / "history.json").read_text()) if start_epoch and (out / "history.json").exists() else []
+    history = json.loads((out / "history.jsonl").read_text()) if start_epoch and (out / "history.jsonl").exists() else []
     total = cfg.epochs * cfg.steps_per_epoch
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -299,7 +299,7 @@ def _save(model, opt, epoch: int, step: int, out: Path, cfg: DetectTrainConfig, 
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out / "last.safetensors")
     torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "step": step}, out / "last_state.pt")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    (out / "history.jsonl").write_text(json.dumps(history, indent=1))
 
 
 # intended acquisition ranges, checked by reviewer.detection.domain (the demo phantoms are 1.4 x 1.4 x 2.0 mm;
