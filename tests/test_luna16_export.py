@@ -39,8 +39,8 @@ def test_layout_and_mhd_header(exported):
         assert fields["ElementType"] == "MET_SHORT"
         assert fields["ElementDataFile"] == f"{uid}.raw"
         assert fields["DimSize"].split() == ["64", "64", "40"]
-        d = np.array(fields["TransformMatrix"].split(), float).reshape(3, 3)
-        # MetaIO writes the direction row by row: the same matrix as Geometry.direction
+        # MetaIO lists the axis vectors one after another (the columns of Geometry.direction)
+        d = np.array(fields["TransformMatrix"].split(), float).reshape(3, 3).T
         np.testing.assert_array_equal(d, demo_direction(seed))
         img = sitk.ReadImage(str(exported / "subset0" / f"{uid}.mhd"))
         np.testing.assert_allclose(img.GetOrigin(), np.array(fields["Offset"].split(), float))
@@ -97,3 +97,51 @@ def test_split_seeds_and_cache_key(exported, tmp_path):
         resolve_luna16("demo:ct-nope")
     with pytest.raises(InputError, match="not a folder"):
         resolve_luna16(tmp_path / "missing")
+
+
+def test_demo_spec_is_generated_once_into_the_cache(monkeypatch):
+    from reviewer.demo import chest_ct
+    from reviewer.luna16 import demo_export
+
+    # a one-scan, small-grid split keeps this fast; the cache logic is what is tested
+    monkeypatch.setitem(demo_export.DEMO_CT_SPLITS, "val", range(200, 201))
+    monkeypatch.setattr(chest_ct, "DEFAULT_SHAPE", SMALL)
+    monkeypatch.setattr(chest_ct, "DEFAULT_SPACING", (5.6, 5.6, 8.0))
+    first = resolve_luna16("demo:ct-val")
+    assert demo_export.generator_version() in str(first)
+    mhd = next((first / "subset0").glob("*.mhd"))
+    stamp = mhd.stat().st_mtime_ns
+    again = resolve_luna16("demo:ct-val")
+    assert again == first and mhd.stat().st_mtime_ns == stamp  # reused, not regenerated
+    (uid, vol, anns), = list(iter_luna16("demo:ct-val"))
+    assert vol.shape == SMALL and anns and uid == mhd.stem
+    monkeypatch.setattr(demo_export, "EXPORT_VERSION", "test-bump")
+    bumped = resolve_luna16("demo:ct-val")
+    assert bumped != first and "test-bump" in str(bumped)
+
+
+def test_reader_accepts_the_challenge_layout(exported, tmp_path):
+    """subsetN folders and the CSVs in evaluationScript/annotations/, with a listed scan not downloaded."""
+    import shutil
+
+    from reviewer.luna16.io import write_seriesuids
+
+    root = tmp_path / "LUNA16"
+    uids = read_seriesuids(exported / "seriesuids.csv")
+    for n, uid in enumerate(uids):
+        sub = root / f"subset{n + 3}"
+        sub.mkdir(parents=True)
+        for ext in (".mhd", ".raw"):
+            shutil.copy(exported / "subset0" / f"{uid}{ext}", sub / f"{uid}{ext}")
+    csvs = root / "evaluationScript" / "annotations"
+    csvs.mkdir(parents=True)
+    for name in ("annotations.csv", "annotations_excluded.csv"):
+        shutil.copy(exported / name, csvs / name)
+    write_seriesuids(csvs / "seriesuids.csv", uids + ["1.2.3.not.downloaded"])
+    ds = open_luna16(root)
+    assert ds.seriesuids[-1] == "1.2.3.not.downloaded" and set(ds.scans) == set(uids)
+    got = [(uid, len(anns)) for uid, _vol, anns in iter_luna16(root)]
+    assert got == [(u, len(ds.annotations.get(u, []))) for u in uids]
+    assert ds.load(uids[1]).modality == "CT"  # no sidecar copied: LUNA16 scans are CT
+    with pytest.raises(InputError, match="1 listed scan"):
+        list(iter_luna16(root, skip_missing=False))

@@ -21,7 +21,9 @@ from scipy import ndimage
 from reviewer.mri.fft import fft2c, ifft2c  # noqa: F401  (re-exported for the generators' users)
 from reviewer.mri.transforms import center_crop as _center_crop
 
-GENERATOR_VERSION = "3"  # 2: PD contrast with a surface-coil sensitivity profile (fastMRI-like dynamic range)
+GENERATOR_VERSION = "4"  # 2: PD contrast with a surface-coil sensitivity profile (fastMRI-like dynamic range)
+# 4: near-field hot spots of two coil elements: a heavy-tailed intensity histogram (max/std ~10-12), as in
+#    surface-coil knee data, so a 10-pixel feature at the image maximum carries fastMRI-like relative energy
 FASTMRI_SHAPE = (640, 368)
 FOV_MM = (280.0, 161.0)  # readout (rows) x phase (cols); 0.4375 mm pixels at 640 x 368
 RECON_SIZE = 320
@@ -214,6 +216,10 @@ def make_mri_slices(seed: int = 0, n_slices: int = 14, shape: tuple[int, int] = 
     uu = ((np.arange(shape[1]) - (shape[1] - 1) / 2) * fov_mm[1] / shape[1])[None, :]
     # receive sensitivity: a knee coil is most sensitive near the skin, so lateral tissue is brightest
     surface = 1.0 + 3.0 * np.clip(np.abs(uu) / 62.0, 0, 1.2) ** 6
+    erng = np.random.default_rng([int(seed), 4343])
+    for side in (-1.0, 1.0):  # one element each side at the skin, at a random height
+        ue, ve = side * erng.uniform(66.0, 72.0), erng.uniform(-30.0, 30.0)
+        surface = surface + 12.0 * np.exp(-((uu - ue) ** 2 + (vv - ve) ** 2) / (2 * 10.0 ** 2))
     bias = (np.exp(-((vv / 150.0) ** 2)) * (1.0 + 0.12 * uu / 80.0 + 0.05 * vv / 140.0) * surface).astype(np.float32)
     prng = np.random.default_rng(p["phase_seed"])
     base_phase = _smooth_phase(prng, shape)

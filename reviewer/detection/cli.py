@@ -11,7 +11,8 @@ DEFAULT_CG = "demo-cg"
 
 def register(sub, groups) -> None:
     p = sub.add_parser("detect", help="lung nodule detection on CT (DICOM folders or .mhd): LUNA16 submission CSV")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM folders, .mhd/.nii files")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="DICOM folders, .mhd/.nii files, or demo:ct-test (every scan of a demo LUNA16 split)")
     p.add_argument("--model", default=DEFAULT_FPR, help=f"FPR model name or card (default {DEFAULT_FPR})")
     p.add_argument("--cg", default=DEFAULT_CG, help=f"candidate generator name or card (default {DEFAULT_CG})")
     p.add_argument("--output", required=True, metavar="CSV", help="LUNA16 submission CSV to write")
@@ -105,11 +106,11 @@ def _detect(args: argparse.Namespace) -> int:
     out = Path(args.output)
     detector = Detector.from_cards(args.cg, args.model, get_device(), max_candidates=args.max_candidates)
     rows, report = [], []
-    for path in args.paths:
+    for path in _expand(args.paths):
         volume = run_with_progress_bar(load_volume, path, label="loading")
-        uid = volume.metadata.get("series_uid") or volume.metadata.get("SeriesInstanceUID") or Path(path).name
+        uid = volume.metadata.get("series_uid") or Path(path).name
         if str(path).endswith(".mhd"):
-            uid = Path(path).name[: -len(".mhd")]
+            uid = Path(path).name[: -len(".mhd")]  # LUNA16: the file name is the series UID
         result = run_with_progress_bar(detector.detect, volume, label=f"detecting {Path(path).name}")
         for w in result.warnings:
             print(f"WARNING {path}: {w}", file=sys.stderr)
@@ -125,6 +126,20 @@ def _detect(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"cases": report}, indent=1))
     return 0
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """``demo:ct-SPLIT`` -> the split's .mhd files (exported to the cache on first use), in seriesuids order."""
+    out = []
+    for p in paths:
+        if str(p).startswith("demo:"):
+            from reviewer.luna16.dataset import open_luna16
+
+            ds = open_luna16(p)
+            out += [str(ds.scans[u]) for u in ds.seriesuids if u in ds.scans]
+        else:
+            out.append(p)
+    return out
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ class CandidateResult:
 class CandidateSource:
     """The candidate generator of a card: resample, lung mask, sliding-window heat map, peaks + NMS."""
 
-    def __init__(self, model: torch.nn.Module, card, device=None, max_candidates: int = 100, threshold: float = 0.02,
+    def __init__(self, model: torch.nn.Module, card, device=None, max_candidates: int = 100, threshold: float | None = None,
                  window: int | None = None, overlap: float | None = None):
         self.model = model
         self.card = card
@@ -53,7 +53,7 @@ class CandidateSource:
         self.win = int(window or pre.get("window_inference", 96))
         self.overlap = float(overlap if overlap is not None else pre.get("overlap", 0.25))
         self.max_candidates = max_candidates
-        self.threshold = threshold
+        self.threshold = float(threshold if threshold is not None else pre.get("peak_threshold", 0.005))
 
     @classmethod
     def from_card(cls, card_or_name, device=None, **kw) -> "CandidateSource":

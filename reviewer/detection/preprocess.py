@@ -66,7 +66,8 @@ def lung_mask(volume: Volume, threshold: float = -400.0, min_ml: float = 200.0, 
     mask = ndimage.binary_fill_holes(mask, structure=st)
     if dilate_mm > 0:
         it = np.maximum(1, np.rint(dilate_mm / np.asarray(volume.spacing)[::-1]).astype(int))
-        mask = ndimage.binary_dilation(mask, structure=np.ones((2 * it[0] + 1, 2 * it[1] + 1, 2 * it[2] + 1), bool))
+        # a box dilation, as a separable maximum filter (much faster than binary_dilation with a 3D structure)
+        mask = ndimage.maximum_filter(mask.view(np.uint8), size=tuple(2 * it + 1)).view(bool)
     return mask
 
 

@@ -180,7 +180,8 @@ def export_demo_luna16(out_dir: str | os.PathLike, split: str = "train", n: int 
     for idx, seed in enumerate(seeds):
         if token is not None:
             token.progress(idx, len(seeds), f"demo CT seed {seed}")
-        vol, nodules = make_demo_case(seed, shape=shape)
+        vol, nodules = make_demo_case(seed, shape=shape,
+                                      token=token.sub(idx, idx + 0.9, len(seeds)) if token is not None else None)
         uid = vol.metadata["series_uid"]
         uids.append(uid)
         write_volume(vol, sub / f"{uid}.mhd", sidecar=True)
@@ -244,5 +245,8 @@ def demo_luna16(split: str, token: JobToken | None = None) -> Path:
     return folder
 
 
-__all__ = ["DEMO_CT_SPLITS", "EXPORT_VERSION", "export_demo_luna16", "demo_luna16", "demo_direction",
+# the readers live in dataset.py; importable from here too
+from reviewer.luna16.dataset import iter_luna16, open_luna16, resolve_luna16  # noqa: E402
+
+__all__ = ["iter_luna16", "open_luna16", "resolve_luna16", "DEMO_CT_SPLITS", "EXPORT_VERSION", "export_demo_luna16", "demo_luna16", "demo_direction",
            "make_demo_case", "split_seeds", "generator_version", "is_current"]

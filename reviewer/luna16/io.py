@@ -17,11 +17,11 @@ Extra columns are allowed (they are ignored); columns are found by header name. 
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,9 +63,38 @@ class SubmissionRow:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# submissions in columns (a LUNA16 false-positive-reduction submission has ~750,000 rows)
+class Submission(Sequence):
+    """CAD marks stored column-wise; indexing and iteration give :class:`SubmissionRow` objects."""
+
+    def __init__(self, seriesuid: Sequence[str], xyz: Any, probability: Any):
+        self.seriesuid = list(seriesuid)
+        self.xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
+        self.probability = np.asarray(probability, dtype=float).reshape(-1)
+        if not (len(self.seriesuid) == len(self.xyz) == len(self.probability)):
+            raise ValueError("seriesuid, xyz and probability differ in length")
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Any]) -> "Submission":
+        if isinstance(rows, Submission):
+            return rows
+        rr = [_as_row(r) for r in rows]
+        return cls([r.seriesuid for r in rr], [(r.x, r.y, r.z) for r in rr], [r.probability for r in rr])
+
+    def __len__(self) -> int:
+        return len(self.seriesuid)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return Submission(self.seriesuid[i], self.xyz[i], self.probability[i])
+        x, y, z = self.xyz[i].tolist()
+        return SubmissionRow(self.seriesuid[i], x, y, z, float(self.probability[i]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # reading
-def _read_table(path: str | os.PathLike, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """Rows of a CSV with a header holding ``columns`` as (line number, {column: text})."""
+def _read_table(path: str | os.PathLike, columns: Sequence[str]) -> tuple[list[int], dict[str, list[str]]]:
+    """Line numbers and the named columns (as text) of a CSV whose header holds ``columns``."""
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "no such file" if not p.exists() else "not a file")
@@ -75,53 +104,69 @@ def _read_table(path: str | os.PathLike, columns: Sequence[str]) -> list[tuple[i
         raise InputError(p, "not a text CSV file (cannot decode as UTF-8)") from None
     except OSError as exc:
         raise InputError(p, f"cannot read ({exc.strerror or exc})") from None
-    reader = csv.reader(text.splitlines())
-    header: list[str] | None = None
-    index: dict[str, int] = {}
-    rows: list[tuple[int, dict[str, str]]] = []
-    for line_no, fields in enumerate(reader, start=1):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if header is None:
-            header = [f.strip() for f in fields]
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise InputError(p, f"line {line_no}: header {','.join(header)!r} lacks column(s) "
-                                    f"{', '.join(missing)} (expected {','.join(columns)})")
-            index = {c: header.index(c) for c in columns}
-            continue
-        if len(fields) < len(header):
-            raise InputError(p, f"line {line_no}: {len(fields)} field(s), the header has {len(header)}")
-        if len(fields) > len(header):
-            raise InputError(p, f"line {line_no}: {len(fields)} fields, the header has only {len(header)}")
-        rows.append((line_no, {c: fields[i].strip() for c, i in index.items()}))
-    if header is None:
-        raise InputError(p, f"empty file (expected a header {','.join(columns)})")
-    return rows
-
-
-def _float(path: str | os.PathLike, line_no: int, column: str, text: str) -> float:
     try:
-        v = float(text)
+        lines = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise InputError(p, f"not a valid CSV file ({exc})") from None
+    body = [(n, f) for n, f in enumerate(lines, start=1) if f and (len(f) > 1 or f[0].strip())]
+    if not body:
+        raise InputError(p, f"empty file (expected a header {','.join(columns)})")
+    header_line, header = body[0][0], [f.strip() for f in body[0][1]]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputError(p, f"line {header_line}: header {','.join(header)!r} lacks column(s) "
+                            f"{', '.join(missing)} (expected {','.join(columns)})")
+    body = body[1:]
+    width = len(header)
+    wrong = [(n, len(f)) for n, f in body if len(f) != width]
+    if wrong:
+        n, k = wrong[0]
+        raise InputError(p, f"line {n}: {k} field(s), the header has {'only ' if k > width else ''}{width}")
+    cols = {}
+    for c in columns:
+        i = header.index(c)
+        cols[c] = [f[i] for _, f in body]
+    return [n for n, _ in body], cols
+
+
+def _floats(path: str | os.PathLike, lines: list[int], column: str, texts: list[str]) -> np.ndarray:
+    """A column as float64, or an InputError naming the first bad line."""
+    try:
+        v = np.array(texts, dtype=float) if texts else np.zeros(0)
     except ValueError:
-        raise InputError(path, f"line {line_no}: {column} {text!r} is not a number") from None
-    if not math.isfinite(v):
-        raise InputError(path, f"line {line_no}: {column} {text!r} is not a finite number")
+        v = None
+    bad = None
+    if v is None:
+        for n, t in zip(lines, texts):
+            try:
+                float(t)
+            except ValueError:
+                bad = (n, t, "is not a number")
+                break
+    else:
+        idx = np.flatnonzero(~np.isfinite(v))
+        if idx.size:
+            bad = (lines[idx[0]], texts[idx[0]], "is not a finite number")
+    if bad is not None:
+        raise InputError(path, f"line {bad[0]}: {column} {bad[1].strip()!r} {bad[2]}")
     return v
 
 
-def _uid(path: str | os.PathLike, line_no: int, text: str) -> str:
-    if not text:
-        raise InputError(path, f"line {line_no}: empty seriesuid")
-    return text
+def _uids(path: str | os.PathLike, lines: list[int], texts: list[str]) -> list[str]:
+    uids = [t.strip() for t in texts]
+    for n, u in zip(lines, uids):
+        if not u:
+            raise InputError(path, f"line {n}: empty seriesuid")
+    return uids
 
 
 def read_annotations(path: str | os.PathLike) -> dict[str, list[Annotation]]:
     """``annotations.csv`` -> {seriesuid: [Annotation, ...]} in file order."""
+    lines, cols = _read_table(path, ANNOTATION_COLUMNS)
+    uids = _uids(path, lines, cols["seriesuid"])
+    vals = np.stack([_floats(path, lines, c, cols[c]) for c in ANNOTATION_COLUMNS[1:]], axis=1).reshape(-1, 4)
     out: dict[str, list[Annotation]] = {}
-    for line_no, r in _read_table(path, ANNOTATION_COLUMNS):
-        uid = _uid(path, line_no, r["seriesuid"])
-        x, y, z, d = (_float(path, line_no, c, r[c]) for c in ANNOTATION_COLUMNS[1:])
+    for uid, (x, y, z, d) in zip(uids, vals.tolist()):
         out.setdefault(uid, []).append(Annotation(x, y, z, d))
     return out
 
@@ -159,14 +204,13 @@ def read_seriesuids(path: str | os.PathLike) -> list[str]:
     return uids
 
 
-def read_submission(path: str | os.PathLike) -> list[SubmissionRow]:
-    """A submission CSV -> rows in file order (probabilities may be any real number: only their order counts)."""
-    rows = []
-    for line_no, r in _read_table(path, SUBMISSION_COLUMNS):
-        uid = _uid(path, line_no, r["seriesuid"])
-        x, y, z, prob = (_float(path, line_no, c, r[c]) for c in SUBMISSION_COLUMNS[1:])
-        rows.append(SubmissionRow(uid, x, y, z, prob))
-    return rows
+def read_submission(path: str | os.PathLike) -> Submission:
+    """A submission CSV -> a :class:`Submission` (a sequence of :class:`SubmissionRow` in file order;
+    probabilities may be any finite real number: only their order counts)."""
+    lines, cols = _read_table(path, SUBMISSION_COLUMNS)
+    uids = _uids(path, lines, cols["seriesuid"])
+    xyz = np.stack([_floats(path, lines, c, cols[c]) for c in ("coordX", "coordY", "coordZ")], axis=1).reshape(-1, 3)
+    return Submission(uids, xyz, _floats(path, lines, "probability", cols["probability"]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -203,15 +247,20 @@ def _as_row(r: Any) -> SubmissionRow:
 
 
 def write_submission(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
-    """Write CAD marks: :class:`SubmissionRow`, ``(uid, x, y, z, probability)`` tuples or dicts with the columns."""
+    """Write CAD marks: a :class:`Submission`, or :class:`SubmissionRow` objects, ``(uid, x, y, z, probability)``
+    tuples or dicts with the columns."""
     p = Path(path)
     if not p.parent.exists():
         raise InputError(p, f"output folder {p.parent} does not exist")
     with open(p, "w", newline="") as f:
         wr = csv.writer(f, lineterminator="\n")
         wr.writerow(SUBMISSION_COLUMNS)
-        for r in map(_as_row, rows):
-            wr.writerow([r.seriesuid, _fmt(r.x), _fmt(r.y), _fmt(r.z), _fmt(r.probability)])
+        if isinstance(rows, Submission):
+            for uid, (x, y, z), prob in zip(rows.seriesuid, rows.xyz.tolist(), rows.probability.tolist()):
+                wr.writerow([uid, _fmt(x), _fmt(y), _fmt(z), _fmt(prob)])
+        else:
+            for r in map(_as_row, rows):
+                wr.writerow([r.seriesuid, _fmt(r.x), _fmt(r.y), _fmt(r.z), _fmt(r.probability)])
     return p
 
 
@@ -262,7 +311,7 @@ def voxel_to_annotation(ijk: Sequence[float], geometry: Geometry, diameter_mm: f
 
 
 __all__ = [
-    "Annotation", "SubmissionRow", "ANNOTATION_COLUMNS", "SUBMISSION_COLUMNS", "read_annotations", "read_excluded",
+    "Annotation", "SubmissionRow", "Submission", "ANNOTATION_COLUMNS", "SUBMISSION_COLUMNS", "read_annotations", "read_excluded",
     "read_seriesuids", "read_submission", "write_annotations", "write_seriesuids", "write_submission",
     "annotation_to_finding", "finding_to_annotation", "findings_to_submission", "submission_to_findings",
     "annotations_to_voxel", "annotations_to_array_index", "voxel_to_annotation",

@@ -87,7 +87,8 @@ class DetectTrainConfig:
 def _architecture(cfg: DetectTrainConfig) -> dict:
     if cfg.stage == "cg":
         return {"class": "detection.ResUNet3d", "args": {"channels": list(cfg.channels), "out_channels": 2}}
-    return {"class": "detection.FprNet", "args": {"head": cfg.head, "channels": list(cfg.channels), "stem": 8}}
+    return {"class": "detection.FprNet", "args": {"head": cfg.head, "channels": list(cfg.channels),
+                                           "stem": max(4, cfg.channels[0] // 2)}}
 
 
 def _build(cfg: DetectTrainConfig) -> torch.nn.Module:
@@ -236,7 +237,7 @@ def train_detector(cfg: DetectTrainConfig, token: JobToken | None = None, resume
     augmenter = _augmenter(cfg, spec, rank) if cfg.stage == "fpr" else None
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    history = json.loads((out / "history.json").read_text()) if start_epoch and (out / "history.json").exists() else []
+    history = json.loads((out / "history.jsonl").read_text()) if start_epoch and (out / "history.jsonl").exists() else []
     total = cfg.epochs * cfg.steps_per_epoch
     t0 = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -298,7 +299,7 @@ def _save(model, opt, epoch: int, step: int, out: Path, cfg: DetectTrainConfig, 
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, out / "last.safetensors")
     torch.save({"optimizer": opt.state_dict(), "epoch": epoch, "step": step}, out / "last_state.pt")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    (out / "history.jsonl").write_text(json.dumps(history, indent=1))
 
 
 # intended acquisition ranges, checked by reviewer.detection.domain (the demo phantoms are 1.4 x 1.4 x 2.0 mm;
@@ -320,7 +321,7 @@ def write_card(cfg: DetectTrainConfig, summary: dict, card_path: Path | None = N
         task, desc = "nodule-candidate-generation", ("3D residual U-Net candidate generator (Gaussian heat map at "
                                                      "nodule centres + log-diameter regression)")
         pre = {"spacing_mm": [cfg.spacing_mm] * 3, "hu_window": list(cfg.hu_window), "crop": cfg.patch_size,
-               "window_inference": 96, "overlap": 0.25, "lung_mask": "threshold -400 HU + connected components"}
+               "window_inference": 96, "overlap": 0.25, "peak_threshold": 0.005, "lung_mask": "threshold -400 HU + connected components"}
         loss = f"class-balanced heat-map {cfg.loss} + L1 log-diameter"
     else:
         task, desc = "nodule-false-positive-reduction", f"3D residual patch classifier, {cfg.head} head"
