@@ -16,7 +16,8 @@ def register(sub, groups) -> None:
     p.add_argument("--model", default=DEFAULT_FPR, help=f"FPR model name or card (default {DEFAULT_FPR})")
     p.add_argument("--cg", default=DEFAULT_CG, help=f"candidate generator name or card (default {DEFAULT_CG})")
     p.add_argument("--output", required=True, metavar="CSV", help="LUNA16 submission CSV to write")
-    p.add_argument("--max-candidates", type=int, default=100, help="candidates per scan after NMS (LUNA16: 100)")
+    p.add_argument("--max-candidates", type=int, default=100, help="findings per scan (LUNA16 scores 100)")
+    p.add_argument("--cg-candidates", type=int, default=300, help="CG peaks (after NMS) handed to the FPR")
     p.add_argument("--json", metavar="PATH", help="also write findings, timings and warnings as JSON")
     p.set_defaults(handler=_detect)
 
@@ -104,7 +105,8 @@ def _detect(args: argparse.Namespace) -> int:
     from reviewer.luna16.io import write_submission
 
     out = Path(args.output)
-    detector = Detector.from_cards(args.cg, args.model, get_device(), max_candidates=args.max_candidates)
+    detector = Detector.from_cards(args.cg, args.model, get_device(), max_candidates=args.max_candidates,
+                                   cg_candidates=args.cg_candidates)
     rows, report = [], []
     for path in _expand(args.paths):
         volume = run_with_progress_bar(load_volume, path, label="loading")
