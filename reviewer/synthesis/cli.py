@@ -129,7 +129,10 @@ def _stress(args: argparse.Namespace) -> int:
         from reviewer.detection.pipeline import CandidateSource
         from reviewer.synthesis.compare import compare_cpm
 
-        cg = CandidateSource.from_card(args.cpm_cg, next(next(iter(models.values())).parameters()).device)
+        from reviewer.detection.pipeline import CG_CANDIDATES
+
+        cg = CandidateSource.from_card(args.cpm_cg, next(next(iter(models.values())).parameters()).device,
+                                       max_candidates=CG_CANDIDATES)
         froc = run_with_progress_bar(compare_cpm, cg, models, spec, args.cpm_data, args.cpm_scans, label="CPM")
         report.cpm = {m: {"cpm": r.cpm, "cpm_ci": list(r.cpm_ci) if r.cpm_ci else None,
                           "sensitivities": {str(k): v for k, v in r.sensitivities.items()}} for m, r in froc.items()}

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 
-def compare_cpm(cg, fpr_models: dict[str, Any], spec, data: str, n: int | None = None, n_bootstrap: int = 200,
-                seed: int = 0, token=None) -> dict[str, Any]:
-    """``{model: FrocResult}`` for ``cg`` (a ``reviewer.detection.pipeline.CandidateSource``) and FPR models."""
+def compare_cpm(cg, fpr_models: dict[str, Any], spec, data: str, n: int | None = None, n_bootstrap: int = 1000,
+                seed: int = 0, max_findings: int = 100, token=None) -> dict[str, Any]:
+    """``{model: FrocResult}`` for ``cg`` (a ``reviewer.detection.pipeline.CandidateSource``) and FPR models; as
+    ``Detector.detect``, each model keeps its ``max_findings`` most probable candidates per scan."""
     from reviewer.detection.fpr import extract_patches, score_patches
     from reviewer.luna16.dataset import open_luna16
     from reviewer.luna16.froc import evaluate_froc
@@ -31,7 +32,8 @@ def compare_cpm(cg, fpr_models: dict[str, Any], spec, data: str, n: int | None =
         patches = extract_patches(vol, centers, spec)
         for name, model in fpr_models.items():
             prob, _ = score_patches(model, patches)
-            rows[name] += [SubmissionRow(uid, *map(float, c), float(p)) for c, p in zip(centers, prob)]
+            keep = np.argsort(-prob, kind="stable")[:max_findings]
+            rows[name] += [SubmissionRow(uid, *map(float, centers[k]), float(prob[k])) for k in keep]
     ann = {u: ds.annotations.get(u, []) for u in uids}
     exc = {u: ds.excluded.get(u, []) for u in uids}
     return {m: evaluate_froc(ann, exc, r, uids, n_bootstrap=n_bootstrap, seed=seed) for m, r in rows.items()}
