@@ -391,3 +391,20 @@ def test_noise_and_pgd_on_a_scan_return_new_volumes(tiny):
 
     p = _prob(tiny, extract_patches(r.volume, center[None], SPEC))[0]
     assert p < r.before - 0.5 * (r.before - r.after)
+
+
+def test_find_missed_nodule_at_a_clicked_point_inserts_it(tiny):
+    from reviewer.synthesis.hard import find_missed_nodule_in_volume
+
+    vol, w = _phantom([[-1, 0, 0], [0, -1, 0], [0, 0, 1]], (1.0, 1.0, 1.2))
+    src = vol.array.copy()
+    center = (-5.0, 4.0, -2.0)
+    res, new, finding = find_missed_nodule_in_volume(tiny, SPEC, vol, center, seed=2, iters=4)
+    assert res.after <= res.before and not res.discarded
+    np.testing.assert_array_equal(vol.array, src)
+    assert finding.kind == "synthetic-nodule" and finding.score == pytest.approx(res.after)
+    assert finding.extra["fpr_response_before"] == pytest.approx(res.before)
+    assert finding.diameter_mm == pytest.approx(res.params.diameter_mm, abs=0.01)
+    diff = np.abs(new.array.astype(float) - src)
+    dist = np.linalg.norm(w - np.asarray(center), axis=-1)
+    assert diff[dist < 2].mean() > 50 and not diff[dist > 35].any()

@@ -29,6 +29,10 @@ def register(sub, groups) -> None:
     p.add_argument("--iters", type=int, default=10, help="patch PGD iterations (default 10)")
     p.add_argument("--transfer-from", metavar="MODEL",
                    help="score every model on the adversarial samples found against this one (default: white-box)")
+    p.add_argument("--cpm-cg", metavar="CG",
+                   help="also score each model's clean CPM (LUNA16 FROC) behind this candidate generator")
+    p.add_argument("--cpm-data", default="demo:ct-test", help="LUNA16-format folder for --cpm-cg (default demo:ct-test)")
+    p.add_argument("--cpm-scans", type=int, help="at most this many scans for --cpm-cg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write {'tables': {TEST: {MODEL: {'mean', 'std', 'n'}}}, ...}")
     p.add_argument("--csv", metavar="PATH", help="write one row per test and model")
@@ -121,6 +125,21 @@ def _stress(args: argparse.Namespace) -> int:
     print(f"{len(pos)} positive and {len(neg)} negative patches from {source}; patch PGD eps {args.eps} step "
           f"{args.step} x{args.iters}, {'transfer from ' + args.transfer_from if args.transfer_from else 'white-box'}")
     print(report.format(), end="")
+    if args.cpm_cg:
+        from reviewer.detection.pipeline import CandidateSource
+        from reviewer.synthesis.compare import compare_cpm
+
+        from reviewer.detection.pipeline import CG_CANDIDATES
+
+        cg = CandidateSource.from_card(args.cpm_cg, next(next(iter(models.values())).parameters()).device,
+                                       max_candidates=CG_CANDIDATES)
+        froc = run_with_progress_bar(compare_cpm, cg, models, spec, args.cpm_data, args.cpm_scans, label="CPM")
+        report.cpm = {m: {"cpm": r.cpm, "cpm_ci": list(r.cpm_ci) if r.cpm_ci else None,
+                          "sensitivities": {str(k): v for k, v in r.sensitivities.items()}} for m, r in froc.items()}
+        report.settings["cpm"] = {"cg": args.cpm_cg, "data": args.cpm_data, "scans": args.cpm_scans}
+        for m, r in froc.items():
+            ci = f" (95% CI {r.cpm_ci[0]:.3f}-{r.cpm_ci[1]:.3f})" if r.cpm_ci else ""
+            print(f"CPM {m}: {r.cpm:.3f}{ci} on {args.cpm_data} behind {args.cpm_cg}")
     if args.json:
         print(f"wrote {report.write_json(args.json)}")
     if args.csv:

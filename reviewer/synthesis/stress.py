@@ -57,6 +57,7 @@ class StressReport:
     tables: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # test -> model -> stats
     settings: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)  # raw per-patch outputs
+    cpm: dict[str, dict[str, Any]] | None = None  # optional clean CPM per model (reviewer stress --cpm-cg)
 
     @property
     def models(self) -> list[str]:
@@ -68,8 +69,11 @@ class StressReport:
         return names
 
     def to_json(self) -> dict[str, Any]:
-        return {"tables": self.tables, "groups": TABLES, "labels": {k: TESTS[k] for k in self.tables},
-                "settings": self.settings}
+        d = {"tables": self.tables, "groups": TABLES, "labels": {k: TESTS[k] for k in self.tables},
+             "settings": self.settings}
+        if self.cpm is not None:
+            d["cpm"] = self.cpm
+        return d
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
