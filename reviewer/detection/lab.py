@@ -36,6 +36,7 @@ CG_TASK = "nodule-candidate-generation"
 FPR_TASK = "nodule-false-positive-reduction"
 MATCH_MM = 5.0  # findings of two models closer than this (or than half the smaller diameter) are one candidate
 DEFAULT_THRESHOLD = 0.5
+CANDIDATES = 300  # candidate-generator peaks scored by every FPR model (the pipeline's default hand-over)
 
 # the stress tests' perturbations (reviewer stress), as the GUI offers them: key -> (label, kind, level)
 PERTURBATIONS: dict[str, tuple[str, str, float]] = {
@@ -477,17 +478,27 @@ class DetectionLab:
 
     # -- models --------------------------------------------------------------------------------------------------
     def load_models(self, cg_card: Any, fpr_cards: Sequence[Any], device: Any = None,
-                    token: JobToken | None = None, **detector_kw: Any) -> list[str]:
+                    token: JobToken | None = None, max_candidates: int = CANDIDATES, **detector_kw: Any) -> list[str]:
         """Build one detector per FPR card, all sharing the candidate generator of ``cg_card`` (run once per
-        volume). Cards or names of shipped cards. Returns the detectors' names."""
+        volume). Cards or names of shipped cards. Returns the detectors' names.
+
+        The generator hands ``max_candidates`` peaks to the FPR models and every model reports all of them (not
+        its own best N), so each row has both models' scores and the difference compares like with like.
+        """
+        import inspect
+
         from reviewer.detection.pipeline import Detector
 
+        kw = dict(detector_kw)
+        kw["max_candidates"] = int(max_candidates)
+        if "cg_candidates" in inspect.signature(Detector.from_cards).parameters:
+            kw["cg_candidates"] = int(max_candidates)
         dets: dict[str, Any] = {}
         shared: _SharedCandidates | None = None
         for i, card in enumerate(fpr_cards):
             if token is not None:
                 token.progress(i, len(fpr_cards), f"loading {getattr(card, 'name', card)}")
-            det = Detector.from_cards(cg_card, card, device, **detector_kw)
+            det = Detector.from_cards(cg_card, card, device, **kw)
             if hasattr(det, "cg"):
                 if shared is None:
                     shared = _SharedCandidates(det.cg)
