@@ -126,10 +126,8 @@ def _stress(args: argparse.Namespace) -> int:
           f"{args.step} x{args.iters}, {'transfer from ' + args.transfer_from if args.transfer_from else 'white-box'}")
     print(report.format(), end="")
     if args.cpm_cg:
-        from reviewer.detection.pipeline import CandidateSource
+        from reviewer.detection.pipeline import CG_CANDIDATES, CandidateSource
         from reviewer.synthesis.compare import compare_cpm
-
-        from reviewer.detection.pipeline import CG_CANDIDATES
 
         cg = CandidateSource.from_card(args.cpm_cg, next(next(iter(models.values())).parameters()).device,
                                        max_candidates=CG_CANDIDATES)
