@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self._overlay_bindings: list[Binding] = []
         self._guide: QDialog | None = None
         self.mri_dock: Any = None  # the MRI reconstruction & FNAF panel, created on first use
+        self.detection_dock: Any = None  # the nodule detection lab, created on first use
 
         # centre: the viewer
         self.viewer = ViewerWidget(self.state)
@@ -212,6 +213,9 @@ class MainWindow(QMainWindow):
         self.act_mri_lab = self._action(t, "&MRI lab (reconstruction && FNAF)", self.show_mri_lab,
                                         tip="Reconstruct under-sampled MRI with the models, compare them and "
                                             "place or search false-negative adversarial features")
+        self.act_detection_lab = self._action(t, "&Nodule detection lab", self.show_detection_lab,
+                                              tip="Run the standard and robust nodule detectors on the CT, compare "
+                                                  "them, insert synthetic nodules and stress-test the models")
         t.addSeparator()
         self.act_read_study = self._action(t, "&Read a study…", self.read_study_dialog,
                                            tip="Read a reader study full screen, blinded (resumes where you stopped)")
@@ -403,6 +407,20 @@ class MainWindow(QMainWindow):
         self.mri_dock.raise_()
         return self.mri_dock
 
+    def show_detection_lab(self) -> Any:
+        """Show (creating once) the nodule detection lab dock, fed with the open CT."""
+        from reviewer.gui.detection_panel import DetectionPanel
+
+        if self.detection_dock is None:
+            self.detection_dock = DetectionPanel(self)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.detection_dock)
+            self.resizeDocks([self.detection_dock], [600], Qt.Orientation.Horizontal)
+            if self.state.primary is not None:
+                self.detection_dock.series_opened(self.state.primary.volume)
+        self.detection_dock.show()
+        self.detection_dock.raise_()
+        return self.detection_dock
+
     # -- reader studies ------------------------------------------------------------------------------------------
     def read_study_dialog(self) -> None:
         """Choose a study folder and a reader, then open the full-screen reading window."""
@@ -439,6 +457,8 @@ class MainWindow(QMainWindow):
             self.mri_dock.show()
         if self.mri_dock is not None:
             self.mri_dock.series_opened(volume)
+        if self.detection_dock is not None:
+            self.detection_dock.series_opened(volume)
 
     # -- demo --------------------------------------------------------------------------------------------------
     def open_demo_job(self) -> None:
@@ -582,6 +602,8 @@ class MainWindow(QMainWindow):
             self._guide.close()
         if self.mri_dock is not None:
             self.mri_dock.unbind()
+        if self.detection_dock is not None:
+            self.detection_dock.unbind()
         super().closeEvent(event)
 
 

@@ -258,6 +258,9 @@ class SliceView(pg.GraphicsView):
             items = self._overlay_items.get(ov.name)
             if items is None:
                 items = self._overlay_items[ov.name] = OverlayItems(self.vb, z=20 + 2 * z)
+            if not ov.shown_in(self.pane_name, self.state.layout):
+                items.clear()
+                continue
             items.update(ov, plane)
 
     def overlay_items(self, name: str) -> OverlayItems:

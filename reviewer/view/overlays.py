@@ -71,6 +71,12 @@ class Overlay:
     name: str
     visible: bool
     opacity: float
+    #: pane names that show the overlay in the compare layout (None: every pane); single and MPR layouts show it
+    #: anyway. E.g. one model's detections only on that model's pane.
+    panes: tuple[str, ...] | None = None
+
+    def shown_in(self, pane: str, layout: str = "compare") -> bool:
+        return self.panes is None or layout != "compare" or pane in self.panes
 
     def cut(self, plane: SlicePlane) -> list[Primitive]:  # pragma: no cover - interface
         raise NotImplementedError
