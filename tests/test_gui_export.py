@@ -103,3 +103,16 @@ def test_export_with_kept_identity_is_recorded(window, qtbot, tmp_path):
     assert job.state == "done"
     manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
     assert manifest["identity"]["kept"] is True
+
+
+def test_detection_lab_overlays_become_model_findings():
+    from reviewer.view.state import ViewerState
+
+    vol = _state_volume()
+    state = ViewerState(vol)
+    c = vol.geometry.voxel_to_world((9.0, 11.0, 2.0))
+    state.add_overlay(SpheresOverlay([c], [3.0], labels=["0.83"], name="detections: demo-fpr-robust"))
+    state.add_overlay(PointsOverlay([c], labels=[""], name="selected candidate"))  # navigation, not a finding
+    (f,) = case_from_state(state).findings
+    assert (f.observer, f.observer_type, f.kind, f.score, f.score_kind) == \
+        ("demo-fpr-robust", "device", "nodule", 0.83, "probability")

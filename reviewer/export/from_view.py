@@ -40,17 +40,36 @@ def _same_grid(a: Volume, b: Volume) -> bool:
         and np.allclose(ga.direction_matrix, gb.direction_matrix)
 
 
+# overlays that mark where the user is looking, not findings
+NAVIGATION = ("selected", "crosshair", "cursor")
+DETECTIONS = "detections: "  # the detection lab's overlays: "detections: <model>", labels = probabilities
+
+
+def _probability(label: str) -> float | None:
+    try:
+        p = float(str(label).strip())
+    except ValueError:
+        return None
+    return p if 0.0 <= p <= 1.0 else None
+
+
 def overlay_findings(ov: Any) -> list[Finding]:
     """Findings an overlay shows (world LPS mm)."""
     given = getattr(ov, "findings", None)
     if given:
         return [f for f in given if isinstance(f, Finding)]
     name = str(getattr(ov, "name", "overlay"))
+    if any(w in name.lower() for w in NAVIGATION):
+        return []
     common = {"kind": _kind(name), "observer": name, "observer_type": _observer_type(name)}
+    if name.startswith(DETECTIONS):  # a detector's candidates: the model is the observer
+        common = {"kind": "nodule", "observer": name[len(DETECTIONS):], "observer_type": "device"}
     out = []
     if isinstance(ov, SpheresOverlay):
         for n, (c, r, lab) in enumerate(zip(ov.centers, ov.radii_mm, ov.labels), 1):
-            out.append(Finding(tuple(c), diameter_mm=2.0 * float(r), tracking_id=f"{name} {n}", label=lab, **common))
+            p = _probability(lab) if name.startswith(DETECTIONS) else None
+            out.append(Finding(tuple(c), diameter_mm=2.0 * float(r), tracking_id=f"{name} {n}", label=lab,
+                               score=p, score_kind="probability" if p is not None else "none", **common))
     elif isinstance(ov, PointsOverlay):
         for n, (c, lab) in enumerate(zip(ov.points, ov.labels), 1):
             out.append(Finding(tuple(c), tracking_id=f"{name} {n}", label=lab, **common))
