@@ -32,7 +32,7 @@ def test_detect_writes_luna16_submission_and_domain_warnings(small_luna, tmp_pat
     mhds = sorted(str(p) for p in small_luna.rglob("*.mhd"))
     out = tmp_path / "sub.csv"
     js = tmp_path / "det.json"
-    assert main(["--device", "cpu", "detect", *mhds, "--output", str(out), "--max-candidates", "20",
+    assert main(["--device", "cpu", "detect", *mhds, "--output", str(out), "--max-candidates", "20", "--cg-candidates", "60",
                  "--json", str(js)]) == 0
     err = capsys.readouterr().err
     assert "WARNING" in err and "slice thickness 4.44 mm" in err
