@@ -279,12 +279,14 @@ def _cmd_fnaf(args: argparse.Namespace) -> int:
         print("error: give --data and --model (or --demo)", file=sys.stderr)
         return 2
     cf = args.center_fraction or STANDARD_CENTER_FRACTIONS.get(args.acceleration, 0.08)
-    models = {}
+    models, cards = {}, {}
     for n in names:
         card = find_card(n, task="mri-reconstruction")
         models[card.name] = build_model(card, get_device())
+        cards[card.name] = str(Path(card.path).resolve()) if card.path else card.name
     report = run_with_progress_bar(evaluate_fnaf, models, find_h5(data), args.acceleration, cf, args.mask,
                                    args.attack, args.tries, args.seed, args.slices, label="FNAF attack")
+    report.settings["model_cards"] = cards  # lets `reviewer study create --from-fnaf-eval` rebuild the models
     print(format_report(report))
     written = write_outputs(report, Path(args.out))
     if args.json:

@@ -7,6 +7,7 @@ entropy term had the wrong sign, which makes it *maximise* entropy and pull ever
 """
 
 import numpy as np
+import pytest
 import torch
 
 from reviewer.detection import losses
@@ -48,6 +49,7 @@ def _train(kind, x, y, steps=150, seed=0):
     return model.eval()
 
 
+@pytest.mark.slow
 def test_lopsided_keeps_sensitivity_under_random_censoring():
     torch.set_num_threads(1)  # on a busy 2-core CPU one thread is several times faster than two
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ def _shipped():
 def small_luna(tmp_path_factory):
     from reviewer.luna16.demo_export import export_demo_luna16
 
-    # two test phantoms on a coarse grid (thick 5 mm slices: outside the models' domain), one with flipped x/y
+    # two test phantoms on a coarse grid (2.24 mm pixels, 4.44 mm slices: outside the models' domain), one flipped
     return export_demo_luna16(tmp_path_factory.mktemp("luna") / "set", "test", n=2, shape=(72, 160, 160))
 
 
@@ -32,10 +32,10 @@ def test_detect_writes_luna16_submission_and_domain_warnings(small_luna, tmp_pat
     mhds = sorted(str(p) for p in small_luna.rglob("*.mhd"))
     out = tmp_path / "sub.csv"
     js = tmp_path / "det.json"
-    assert main(["--device", "cpu", "detect", *mhds, "--output", str(out), "--max-candidates", "20",
+    assert main(["--device", "cpu", "detect", *mhds, "--output", str(out), "--max-candidates", "20", "--cg-candidates", "60",
                  "--json", str(js)]) == 0
     err = capsys.readouterr().err
-    assert "WARNING" in err and "slice thickness 5.00 mm" in err
+    assert "WARNING" in err and "slice thickness 4.44 mm" in err
     rows = read_submission(out)
     uids = {p.split("/")[-1][:-4] for p in mhds}
     assert {r.seriesuid for r in rows} <= uids and 0 < len(rows) <= 40

@@ -40,3 +40,9 @@ def test_fnaf_eval_cli_outputs(tmp_path, capsys):
     # a model scored on its own features reproduces its attack rate
     assert rep["transfer"]["model-a"]["model-a"] == rep["models"]["model-a"]["attack_rate"]
     assert (out / "fnaf_heatmap.png").stat().st_size > 0
+    # the features themselves and what made them are saved (reader studies are built from them)
+    z = np.load(out / "fnaf_features.npz")
+    meta = json.loads(str(z["meta"]))
+    assert len(meta) == len(rows) and int(z["offsets"][-1]) == len(z["values"]) > 0
+    settings = json.loads((out / "fnaf_report.json").read_text())["settings"]
+    assert set(settings["model_cards"]) == {"model-a", "model-b"} and len(settings["files"]) == 1

@@ -58,7 +58,8 @@ def evaluate_fnaf(models: dict, files: list[Path], acceleration: int = 4, center
     rng = np.random.default_rng(seed)
     report = FnafReport(settings={"acceleration": acceleration, "center_fraction": center_fraction,
                                   "mask": mask_kind, "attack": attack, "tries": tries, "seed": seed,
-                                  "hit_threshold": s.hit_threshold, "ip_epsilon": s.ip_epsilon})
+                                  "hit_threshold": s.hit_threshold, "ip_epsilon": s.ip_epsilon,
+                                  "files": [str(Path(f).resolve()) for f in files]})
     per_model = {name: {"losses": [], "lost": [], "hits": 0, "n": 0, "drawn": 0, "ip_ok": 0, "gt": [], "rec": []}
                  for name in models}
     best_features: dict[tuple[str, int], dict[str, np.ndarray]] = {}
@@ -181,7 +182,29 @@ def write_outputs(report: FnafReport, out: Path, image_shape: tuple[int, int] = 
     (out / "fnaf_report.json").write_text(json.dumps(report.to_json(), indent=2))
     written.append(out / "fnaf_report.json")
     written.append(write_heatmap(report, out / "fnaf_heatmap.png", image_shape))
+    written.append(write_features(report, out / "fnaf_features.npz", image_shape))
     return written
+
+
+def write_features(report: FnafReport, path: Path, shape: tuple[int, int]) -> Path:
+    """The worst feature of every attacked slice, sparse (rows, cols, values per attack), so a reader study can be
+    built from them (``reviewer study create --from-fnaf-eval``)."""
+    meta, offsets, rows, cols, values = [], [0], [], [], []
+    for a in report.attacks:
+        if a.values is None:
+            continue
+        r, c = np.nonzero(a.values)
+        meta.append({"index": len(meta), "file": a.file, "slice": int(a.slice), "model": a.model,
+                     "loss": float(a.loss), "hit": bool(a.hit)})
+        rows.append(r.astype(np.int16))
+        cols.append(c.astype(np.int16))
+        values.append(a.values[r, c].astype(np.float32))
+        offsets.append(offsets[-1] + len(r))
+    cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)), offsets=np.array(offsets, np.int64),
+                        rows=cat(rows, np.int16), cols=cat(cols, np.int16), values=cat(values, np.float32),
+                        shape=np.array(shape, np.int64))
+    return path
 
 
 def write_heatmap(report: FnafReport, path: Path, shape: tuple[int, int]) -> Path:

@@ -209,6 +209,12 @@ class MainWindow(QMainWindow):
         self.act_mri_lab = self._action(t, "&MRI lab (reconstruction && FNAF)", self.show_mri_lab,
                                         tip="Reconstruct under-sampled MRI with the models, compare them and "
                                             "place or search false-negative adversarial features")
+        t.addSeparator()
+        self.act_read_study = self._action(t, "&Read a study…", self.read_study_dialog,
+                                           tip="Read a reader study full screen, blinded (resumes where you stopped)")
+        self.act_new_study = self._action(t, "&New reader study…", self.new_study_dialog,
+                                          tip="Build a blinded reader study from images, an FNAF evaluation or "
+                                              "synthetic nodule insertions")
 
         h = mb.addMenu("&Help")
         self.act_guide = self._action(h, "&Mouse and keyboard guide", self.show_guide, "F1")
@@ -393,6 +399,33 @@ class MainWindow(QMainWindow):
         self.mri_dock.show()
         self.mri_dock.raise_()
         return self.mri_dock
+
+    # -- reader studies ------------------------------------------------------------------------------------------
+    def read_study_dialog(self) -> None:
+        """Choose a study folder and a reader, then open the full-screen reading window."""
+        from PySide6.QtWidgets import QInputDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Study folder (with study.json)")
+        if not folder:
+            return
+        reader, ok = QInputDialog.getText(self, "Reader", "Your reader id:")
+        if ok and reader.strip():
+            self.read_study(folder, reader.strip())
+
+    def read_study(self, folder: str, reader: str, full_screen: bool = True) -> Any:
+        from reviewer.gui.reading.window import open_reading_window
+
+        self.reading_window = open_reading_window(folder, reader, full_screen=full_screen)
+        return self.reading_window
+
+    def new_study_dialog(self) -> Any:
+        from reviewer.gui.reading.builder import StudyBuilderDialog
+
+        dlg = StudyBuilderDialog(self, self.runner)
+        dlg.built.connect(lambda path: self.notifier.info(f"Reader study written: {path}"))
+        dlg.show()
+        self.study_builder = dlg
+        return dlg
 
     def _series_for_tools(self, volume: Volume) -> None:
         """A fastMRI series opens the MRI lab; an open lab follows the series shown."""

@@ -32,9 +32,10 @@ class ViewerWidget(QWidget):
 
     readout = Signal(str)
 
-    def __init__(self, state: ViewerState, parent=None):
+    def __init__(self, state: ViewerState, parent=None, view_class: type[SliceView] = SliceView):
         super().__init__(parent)
         self.state = state
+        self.view_class = view_class  # a SliceView subclass adds tools (e.g. reading marks) to every pane
         pal = self.palette()
         pal.setColor(QPalette.ColorRole.Window, QColor("black"))
         self.setPalette(pal)
@@ -77,7 +78,7 @@ class ViewerWidget(QWidget):
         for row in range(2):
             self._grid.setRowStretch(row, 1 if row in used_rows else 0)
         for (name, orientation), (r, c, rs, cs) in zip(wanted, positions):
-            v = SliceView(self.state, name, orientation, self, show_title=show_titles or len(self.state.panes) > 1)
+            v = self.view_class(self.state, name, orientation, self, show_title=show_titles or len(self.state.panes) > 1)
             v.readout.connect(self.readout)
             self._grid.addWidget(v, r, c, rs, cs)
             v.show()

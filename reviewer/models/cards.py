@@ -35,7 +35,22 @@ def _unet(**args):
     return Unet(**args)
 
 
-ARCHITECTURES: dict[str, Callable[..., Any]] = {"fastmri.Unet": _unet}
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """A factory importing its module on first use (so a card builds without importing the lab first)."""
+
+    def factory(**args):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(**args)
+
+    return factory
+
+
+ARCHITECTURES: dict[str, Callable[..., Any]] = {
+    "fastmri.Unet": _unet,
+    "detection.FprNet": _lazy("reviewer.detection.fpr", "FprNet"),
+    "detection.ResUNet3d": _lazy("reviewer.detection.cg", "ResUNet3d"),
+}
 
 
 def register_architecture(name: str, factory: Callable[..., Any]) -> None:
