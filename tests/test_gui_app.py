@@ -43,7 +43,7 @@ def _no_leaked_windows(qapp):
 
 
 def _open_study(qtbot, window, folder):
-    with qtbot.waitSignal(window.browser.scanFinished, timeout=20_000):
+    with qtbot.waitSignal(window.browser.scanFinished, timeout=60_000):
         window.open_paths([folder], open_first=False)
 
 
@@ -63,7 +63,7 @@ def test_open_folder_double_click_loads_series(qtbot, window, tmp_path):
     folder = write_study(tmp_path / "study")
     _open_study(qtbot, window, folder)
     lung = next(i for i in window.browser.series.values() if i.series_description == "Lung 1mm")
-    with qtbot.waitSignal(window.seriesLoaded, timeout=20_000):
+    with qtbot.waitSignal(window.seriesLoaded, timeout=60_000):
         window.browser.tree.doubleClicked.emit(window.browser.index_of(lung.uid))
     pane = window.state.primary
     assert pane is not None and pane.name == "Lung 1mm"
@@ -76,7 +76,7 @@ def test_corrupt_file_gives_notice_and_app_keeps_running(qtbot, window, tmp_path
     folder = write_study(tmp_path / "study")
     good = sorted(folder.glob("s01_*.dcm"))[0].read_bytes()
     (folder / "broken.dcm").write_bytes(good[:1000])
-    with qtbot.waitSignal(window.seriesLoaded, timeout=20_000):
+    with qtbot.waitSignal(window.seriesLoaded, timeout=60_000):
         window.open_paths([folder])  # opens the first image series once scanned
     assert any("broken.dcm" in m for m in window.notifier.messages())
     assert window.state.primary is not None
@@ -89,7 +89,7 @@ def test_unreadable_series_gives_error_notice(qtbot, window, tmp_path):
     _open_study(qtbot, window, folder)
     soft = next(i for i in window.browser.series.values() if i.series_description == "Soft tissue")
     Path(soft.files[1]).write_bytes(b"\0" * 10)  # the file changed on disk after the scan
-    with qtbot.waitSignal(window.runner.jobFinished, timeout=20_000,
+    with qtbot.waitSignal(window.runner.jobFinished, timeout=60_000,
                           check_params_cb=lambda job: job.key == "load"):
         window.open_series(soft)
     errors = window.notifier.messages("error")
@@ -111,7 +111,7 @@ def test_drop_opens_files(qtbot, window, tmp_path):
     mime.setUrls([QUrl.fromLocalFile(str(folder))])
     event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.seriesLoaded, timeout=20_000):
+    with qtbot.waitSignal(window.seriesLoaded, timeout=60_000):
         window.dropEvent(event)
     assert window.state.primary is not None
 
