@@ -35,9 +35,6 @@ def test_robust_model_loses_far_less_of_the_features(evaluation):
     assert (out / "fnaf_heatmap.png").stat().st_size > 0
 
 
-@pytest.mark.xfail(strict=True, reason="not yet reached on the demo (issue 3): the standard demo U-Net loses ~40% "
-                   "of a feature's energy, below the paper's absolute 1e-3 hit threshold, so both attack rates are "
-                   "0%; and 2 epochs of robust fine-tuning cost 0.04 SSIM. Remove this marker when it passes.")
 def test_robust_model_halves_attack_rate_at_equal_ssim(evaluation):
     _, std, rob = evaluation
     assert std["attack_rate"] > 0
