@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="output folder (CSV, JSON, heat map PNG)")
     f.add_argument("--json", metavar="PATH", help="also write {'models': {NAME: {...}}} here")
 
-    p = sub.add_parser("train", help="train models (reconstruction U-Nets; FNAF-robust with --fnaf-robust)")
+    p = sub.add_parser("train", help="train models: recon U-Nets (FNAF-robust with --fnaf-robust), cg, fpr")
     tsub = p.add_subparsers(dest="train", metavar="WHAT", required=True)
     t = tsub.add_parser("recon", help="train a fastMRI U-Net on single-coil .h5 files")
     t.add_argument("--data", required=True,
