@@ -94,6 +94,29 @@ def _button(text: str, name: str = "", checkable: bool = False) -> QPushButton:
     return b
 
 
+def _centred_page(title: str, subtitle: str, button_text: str,
+                  on_click) -> tuple[QWidget, QLabel, QLabel, QPushButton]:
+    """A full-window page: a big title, a subtitle and one primary button, centred."""
+    page = QWidget()
+    lay = QVBoxLayout(page)
+    lay.addStretch(1)
+    labels = []
+    for text, role in ((title, "big"), (subtitle, "sub")):
+        lab = _label(text, role)
+        lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(lab)
+        labels.append(lab)
+    button = _button(button_text, "primary")
+    button.clicked.connect(on_click)
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(button)
+    row.addStretch(1)
+    lay.addLayout(row)
+    lay.addStretch(1)
+    return page, labels[0], labels[1], button
+
+
 class RatingInput(QWidget):
     """Buttons 1..5, or a 0-100 slider with its value; emits ``rated(value)``. ``show_value(v)`` reflects one."""
 
@@ -379,43 +402,12 @@ class ReadingWindow(QWidget):
         return panel
 
     def _build_paused(self) -> QWidget:
-        page = QWidget()
-        lay = QVBoxLayout(page)
-        lay.addStretch(1)
-        lab = _label("Paused", "big")
-        lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(lab)
-        sub = _label("The image is hidden and the clock is stopped.", "sub")
-        sub.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(sub)
-        self.resume_button = _button("Resume (P)", "primary")
-        self.resume_button.clicked.connect(self.toggle_pause)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.resume_button)
-        row.addStretch(1)
-        lay.addLayout(row)
-        lay.addStretch(1)
+        page, _, _, self.resume_button = _centred_page(
+            "Paused", "The image is hidden and the clock is stopped.", "Resume (P)", self.toggle_pause)
         return page
 
     def _build_end(self) -> QWidget:
-        page = QWidget()
-        lay = QVBoxLayout(page)
-        lay.addStretch(1)
-        self.end_label = _label("", "big")
-        self.end_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(self.end_label)
-        self.end_detail = _label("", "sub")
-        self.end_detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(self.end_detail)
-        self.close_button = _button("Close", "primary")
-        self.close_button.clicked.connect(self.close)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.close_button)
-        row.addStretch(1)
-        lay.addLayout(row)
-        lay.addStretch(1)
+        page, self.end_label, self.end_detail, self.close_button = _centred_page("", "", "Close", self.close)
         return page
 
     # -- session -> widgets ----------------------------------------------------------------------------------
