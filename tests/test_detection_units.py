@@ -142,3 +142,22 @@ def test_censoring():
     for bad in ("random", "size:2", "top:0.5"):
         with pytest.raises(ValueError):
             losses.parse_censor(bad)
+
+
+@pytest.mark.parametrize("head", ["sigmoid", "beta"])
+def test_log_probabilities_keep_gradients_where_the_probability_saturates(head):
+    torch.manual_seed(0)
+    model = fpr.FprNet(head=head, channels=(4, 8), stem=4).eval()
+    with torch.no_grad():  # a very confident "nodule": p rounds to exactly 1 in float32
+        model.fc[-1].bias[0] = 60.0
+        if head == "beta":
+            model.fc[-1].bias[1] = -60.0
+    x = torch.rand(2, 1, 16, 16, 16, requires_grad=True)
+    prob, _ = fpr.fpr_outputs(model, x)
+    logp, log1mp = fpr.fpr_log_probabilities(model, x)
+    assert torch.allclose(logp.exp(), prob, atol=1e-6) and torch.allclose(log1mp.exp(), 1 - prob, atol=1e-6)
+    (g_naive,) = torch.autograd.grad(torch.log(prob).sum(), x, retain_graph=True)
+    (g_stable,) = torch.autograd.grad(log1mp.sum(), x)
+    if head == "sigmoid":
+        assert float(prob.detach().min()) == 1.0 and float(g_naive.abs().max()) == 0.0  # the naive objective is flat
+    assert torch.isfinite(g_stable).all() and float(g_stable.abs().max()) > 0  # the attack can still move

@@ -166,6 +166,19 @@ def fpr_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     return head_outputs(model(x), getattr(core, "head", "sigmoid"))
 
 
+def fpr_log_probabilities(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable (log p, log(1 - p)) (B,) computed from the raw head outputs, so gradients survive where the
+    probability itself saturates to 0 or 1 in float32 (attacks on very confident outputs need them)."""
+    core = model.module if hasattr(model, "module") else model
+    raw = model(x)
+    if getattr(core, "head", "sigmoid") == "sigmoid":
+        z = raw.reshape(raw.shape[0], -1)[:, 0].float()
+        return F.logsigmoid(z), F.logsigmoid(-z)
+    a, b = beta_parameters(raw)
+    total = torch.log(a + b)
+    return torch.log(a) - total, torch.log(b) - total
+
+
 @torch.no_grad()
 def score_patches(model: nn.Module, patches: np.ndarray, device=None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
     """Numpy (N, P, P, P) patches -> (prob (N,), uncertainty (N,) | None), in batches, model in eval mode."""

@@ -58,7 +58,7 @@ def _device(model) -> torch.device:
 def pgd_patch(model, x: Any, target: Any, eps: float = PGD_EPS, step: float = PGD_STEP, iters: int = PGD_ITERS,
               seed: int = 0, random_start: bool = True, token=None) -> torch.Tensor:
     """Adversarial patches (same shape as ``x``, detached, on the model's device). ``target``: 0/1 or (B,)."""
-    from reviewer.detection.fpr import fpr_outputs
+    from reviewer.detection.fpr import fpr_log_probabilities
 
     dev = _device(model)
     x0, shape = _as_batch(x, dev)
@@ -78,9 +78,9 @@ def pgd_patch(model, x: Any, target: Any, eps: float = PGD_EPS, step: float = PG
             if token is not None:
                 token.progress(it, iters, "PGD on patches")
             xa.requires_grad_(True)
-            prob, _ = fpr_outputs(model, xa)
-            p = prob.clamp(1e-6, 1 - 1e-6)
-            loss = -(tgt * torch.log(p) + (1 - tgt) * torch.log1p(-p)).sum()  # BCE against the target
+            logp, log1mp = fpr_log_probabilities(model, xa)
+            # BCE against the target from the logits: no vanishing gradient where p saturates at 0 or 1
+            loss = -(tgt * logp + (1 - tgt) * log1mp).sum()
             (grad,) = torch.autograd.grad(loss, xa)
             with torch.no_grad():
                 xa = xa - step * grad.sign()

@@ -66,6 +66,12 @@ def _outputs(model, x: torch.Tensor):
     return fpr_outputs(model, x)
 
 
+def fpr_log_probabilities(model, x: torch.Tensor):
+    from reviewer.detection.fpr import fpr_log_probabilities as f
+
+    return f(model, x)
+
+
 def _model_device(model) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -120,7 +126,8 @@ def search_hard_nodules(fpr_model, spec, backgrounds: Any, eps: float = EPS, ste
                 token.progress(it, iters + 1, "PGD over nodule parameters")
             theta.requires_grad_(True)
             x, _ = compose_batch(ctxs, theta, seeds)
-            prob, _ = _outputs(fpr_model, x[:, None])
+            logp, _ = fpr_log_probabilities(fpr_model, x[:, None])
+            prob = logp.exp()
             with torch.no_grad():
                 better = prob < best
                 best = torch.where(better, prob.detach(), best)
@@ -128,7 +135,7 @@ def search_hard_nodules(fpr_model, spec, backgrounds: Any, eps: float = EPS, ste
                 history.append(prob.detach().cpu().tolist())
             if it == iters:
                 break
-            loss = torch.log(prob.clamp_min(1e-12)).sum()  # minimise log p(nodule)
+            loss = logp.sum()  # minimise log p(nodule), from the logits: no vanishing gradient at p ~ 1
             (grad,) = torch.autograd.grad(loss, theta)
             theta = project(theta.detach() - step * grad.sign()).detach()
         with torch.no_grad():
