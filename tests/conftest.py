@@ -24,4 +24,5 @@ def shared_data() -> Path:
 def _isolated_cache(tmp_path_factory):
     """Demo data and other cache writes go to a temporary folder, never the user's cache."""
     os.environ["REVIEWER_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["REVIEWER_CONFIG"] = str(tmp_path_factory.mktemp("config"))
     yield

@@ -194,3 +194,32 @@ def test_run_app_demo_screenshot(qtbot, tmp_path):
     img = QImage(str(png))
     assert img.width() >= 1200 and img.height() >= 800
     assert os.path.getsize(png) > 50_000
+
+
+def test_recent_paths_file_is_robust(tmp_path):
+    from reviewer.recent import RecentPaths
+
+    r = RecentPaths(tmp_path / "recent.json", limit=3)
+    assert r.items() == []
+    dirs = [tmp_path / f"d{i}" for i in range(4)]
+    for d in dirs:
+        d.mkdir()
+        r.add(d)
+    r.add(dirs[1])  # re-opening moves it to the top, without a duplicate
+    assert r.items() == [str(dirs[1]), str(dirs[3]), str(dirs[2])]
+    dirs[3].rmdir()  # gone from disk: not offered
+    assert r.items() == [str(dirs[1]), str(dirs[2])]
+    (tmp_path / "recent.json").write_text("{not json")
+    assert r.items() == []  # a corrupt file never stops the app
+
+
+def test_open_recent_menu_reopens_a_folder(qtbot, window, tmp_path):
+    folder = write_study(tmp_path / "study")
+    _open_study(qtbot, window, folder)
+    window._rebuild_recent_menu()
+    acts = [a for a in window.recent_menu.actions() if a.toolTip() == str(folder.resolve())
+            or a.toolTip() == os.path.abspath(folder)]
+    assert acts, [a.text() for a in window.recent_menu.actions()]
+    with qtbot.waitSignal(window.browser.scanFinished, timeout=60_000):
+        acts[0].trigger()
+    assert any(i.series_description == "Lung 1mm" for i in window.browser.series.values())

@@ -171,6 +171,9 @@ class MainWindow(QMainWindow):
         self.act_open_folder = self._action(m, "Open &Folder…", self.open_folder_dialog, "Ctrl+O",
                                             "Scan a folder (recursively) for DICOM, NIfTI, MHD, NRRD and fastMRI files")
         self.act_open_files = self._action(m, "Open &Files…", self.open_files_dialog, "Ctrl+Shift+O")
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._rebuild_recent_menu)
+        self._rebuild_recent_menu()
         self.act_open_demo = self._action(m, "Open &Demo", self.open_demo_job, tip="Generate (once) and open the "
                                           "synthetic chest CT with its nodules and the fastMRI knee file")
         self.act_export_case = self._action(m, "&Export case…", lambda: run_export_dialog(self), tip="Export the "
@@ -341,10 +344,37 @@ class MainWindow(QMainWindow):
         if files:
             self.open_paths(files)
 
+    def _rebuild_recent_menu(self) -> None:
+        from reviewer.recent import RecentPaths
+
+        self.recent_menu.clear()
+        items = RecentPaths().items()
+        for i, path in enumerate(items):
+            shown = path.replace("&", "&&")  # a literal '&' in a path is not a mnemonic
+            act = self.recent_menu.addAction(f"&{i + 1}  {shown}" if i < 9 else shown)
+            act.setToolTip(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        if not items:
+            self.recent_menu.addAction("(nothing opened yet)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        from reviewer.recent import RecentPaths
+
+        RecentPaths().clear()
+        self._rebuild_recent_menu()
+
     def open_paths(self, paths: Iterable[str | os.PathLike], open_first: bool = True,
                    on_done: Callable[[Any], None] | None = None) -> Job:
         """Scan files/folders into the browser; with ``open_first`` the first image series found is opened."""
+        from reviewer.recent import RecentPaths
+
         paths = [os.fspath(p) for p in paths]
+        recent = RecentPaths()
+        for p in reversed(paths):
+            recent.add(p)
 
         def done(catalog: Any) -> None:
             if open_first and catalog is not None:
