@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 
 from reviewer.detection.lab import (CG_TASK, COMPOSITIONS, FPR_TASK, PERTURBATIONS, DetectionLab, HardResult, LabRun,
                                     PerturbResult, nodule_params, row_truth)
-from reviewer.gui.notifications import error_boundary
+from reviewer.gui.notifications import cards_or_warn, error_boundary
 
 log = logging.getLogger(__name__)
 
@@ -322,14 +322,7 @@ class DetectionPanel(QDockWidget):
 
     # -- cards -----------------------------------------------------------------------------------------------
     def _load_cards(self) -> None:
-        from reviewer.models.cards import list_cards
-
-        try:
-            cg, fpr = list_cards(task=CG_TASK), list_cards(task=FPR_TASK)
-        except Exception as exc:  # noqa: BLE001 - a broken card must not break the panel
-            cg, fpr = [], []
-            self.notifier.warning(f"Model cards could not be read: {exc}")
-        self.set_cards(cg, fpr)
+        self.set_cards(cards_or_warn(self.notifier, CG_TASK), cards_or_warn(self.notifier, FPR_TASK))
 
     def set_cards(self, cg_cards: list, fpr_cards: list) -> None:
         """Fill the model choices: robust = the first card named or trained 'robust', standard = another one."""

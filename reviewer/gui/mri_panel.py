@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from reviewer.gui.notifications import error_boundary
+from reviewer.gui.notifications import cards_or_warn, error_boundary
 from reviewer.mri.lab import GROUND_TRUTH, ZERO_FILLED, FeatureResult, LabResult, MriLab, standard_center_fraction
 from reviewer.view.state import MAX_PANES
 
@@ -290,15 +290,9 @@ class MriPanel(QDockWidget):
             fn()
 
     def _load_cards(self) -> None:
-        from reviewer.models.cards import list_cards
-
-        try:
-            # standard models before their robust counterparts: panes read ground truth | zero-filled | standard | robust
-            cards = sorted(list_cards(task="mri-reconstruction"),
-                           key=lambda c: (bool(c.training.get("fnaf_robust")), c.name))
-        except Exception as exc:  # noqa: BLE001 - a broken card must not break the panel
-            cards = []
-            self.notifier.warning(f"Model cards could not be read: {exc}")
+        # standard models before their robust counterparts: panes read ground truth | zero-filled | standard | robust
+        cards = sorted(cards_or_warn(self.notifier, "mri-reconstruction"),
+                       key=lambda c: (bool(c.training.get("fnaf_robust")), c.name))
         self.set_cards(cards)
 
     def set_cards(self, cards: list) -> None:

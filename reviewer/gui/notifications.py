@@ -116,6 +116,17 @@ def error_boundary(notifier: Notifier | Callable[[], Notifier], context: str = "
         n.exception(exc, context)
 
 
+def cards_or_warn(notifier: "Notifier", task: str) -> list:
+    """The model cards of a task; a broken card folder becomes a warning and an empty list, never a broken panel."""
+    from reviewer.models.cards import list_cards
+
+    try:
+        return list_cards(task=task)
+    except Exception as exc:  # noqa: BLE001 - a broken card must not break the panel
+        notifier.warning(f"Model cards could not be read: {exc}")
+        return []
+
+
 def guarded(context: str = "", attr: str = "notifier") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Method decorator: run the slot inside :func:`error_boundary` with ``self.<attr>`` as notifier."""
 
