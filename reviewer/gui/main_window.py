@@ -427,29 +427,30 @@ class MainWindow(QMainWindow):
         """Show (creating once) the MRI reconstruction & FNAF dock, fed with the open MR series."""
         from reviewer.gui.mri_panel import MriPanel
 
-        if self.mri_dock is None:
-            self.mri_dock = MriPanel(self)
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.mri_dock)
-            self.resizeDocks([self.mri_dock], [400], Qt.Orientation.Horizontal)
-            if self.state.primary is not None:
-                self.mri_dock.series_opened(self.state.primary.volume)
-        self.mri_dock.show()
-        self.mri_dock.raise_()
-        return self.mri_dock
+        return self._show_lab("mri_dock", MriPanel, 400)
 
     def show_detection_lab(self) -> Any:
         """Show (creating once) the nodule detection lab dock, fed with the open CT."""
         from reviewer.gui.detection_panel import DetectionPanel
 
-        if self.detection_dock is None:
-            self.detection_dock = DetectionPanel(self)
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.detection_dock)
-            self.resizeDocks([self.detection_dock], [600], Qt.Orientation.Horizontal)
+        return self._show_lab("detection_dock", DetectionPanel, 600)
+
+    def _show_lab(self, attr: str, panel_class: Callable[[Any], Any], width: int) -> Any:
+        dock = getattr(self, attr)
+        if dock is None:
+            dock = panel_class(self)
+            setattr(self, attr, dock)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            # a lab's dock and the left-hand docks together squeeze the images: the study browser and the message
+            # log step aside (the View menu brings them back; notices still appear as toasts)
+            self.browser_dock.hide()
+            self.log_dock.hide()
+            self.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
             if self.state.primary is not None:
-                self.detection_dock.series_opened(self.state.primary.volume)
-        self.detection_dock.show()
-        self.detection_dock.raise_()
-        return self.detection_dock
+                dock.series_opened(self.state.primary.volume)
+        dock.show()
+        dock.raise_()
+        return dock
 
     # -- reader studies ------------------------------------------------------------------------------------------
     def read_study_dialog(self) -> None:
