@@ -20,3 +20,17 @@ class InputError(ReviewerError):
 
 class ModelMismatchError(ReviewerError):
     """A model that does not fit the data it is asked to process."""
+
+
+def read_json_file(path, what: str = "file"):
+    """Parse a JSON file; a missing or malformed file raises InputError naming the file and what it should be."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(p, f"{what} not found") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(p, f"{what} is not valid JSON ({exc})") from None

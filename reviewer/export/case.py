@@ -22,7 +22,6 @@ on the source grid (same shape); NIfTI masks are checked against the source geom
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from reviewer.errors import InputError
+from reviewer.errors import InputError, read_json_file
 from reviewer.export.dicom_seg import MaskLayer
 from reviewer.findings import Finding, findings_from_json
 from reviewer.geometry import Volume
@@ -87,12 +86,7 @@ def load_grid_volume(path: Path, reference: Volume, what: str) -> Volume:
 
 def read_findings_file(path: str | os.PathLike) -> list[Finding]:
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "findings file not found") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(p, f"not valid JSON ({exc})") from None
+    data = read_json_file(p, "findings file")
     items = data.get("findings", data) if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError(p, "expected a list of findings (or {'findings': [...]})")
@@ -106,10 +100,7 @@ def load_case_bundle(path: str | os.PathLike, token: JobToken | None = None) -> 
     from reviewer.io.loader import load_volume
 
     p = Path(path)
-    try:
-        spec: dict[str, Any] = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(p, f"case bundle is not valid JSON ({exc})") from None
+    spec: dict[str, Any] = read_json_file(p, "case bundle")
     if not isinstance(spec, dict) or "source" not in spec:
         raise InputError(p, "a case bundle needs a 'source' (image path)")
     base = p.parent

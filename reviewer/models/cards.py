@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from reviewer.errors import InputError
+from reviewer.errors import InputError, read_json_file
 from reviewer.resources import RESOURCES
 
 MODELS_DIR = RESOURCES / "models"
@@ -93,12 +93,7 @@ class ModelCard:
 
 def read_card(path: str | Path) -> ModelCard:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "model card not found") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"model card is not valid JSON ({exc})") from None
+    data = read_json_file(path, "model card")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise InputError(path, f"model card lacks {', '.join(missing)}")
